@@ -1,0 +1,33 @@
+# Two commands matter: `make run` (the stack, locally) and `make test` (the test suite).
+# Both create .venv and install the project into it first when needed.
+# They need PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (see README).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test test-fast lint env-example clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/observatory up
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m 'not e2e'
+
+env-example: install
+	$(BIN)/observatory config env-example > .env.example
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

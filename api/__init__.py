@@ -1,0 +1,1 @@
+"""The read-only query API over traces, spans and LLM usage."""

@@ -1,0 +1,1 @@
+"""`observatory`: the operator's command line."""

@@ -1,0 +1,1 @@
+"""The OTLP collector: receive, sample, redact, price, publish to Redis streams."""

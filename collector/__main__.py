@@ -1,0 +1,10 @@
+from collector.app import main as _main
+from common.cli import run_service
+
+
+def main() -> None:
+    run_service(_main)
+
+
+if __name__ == "__main__":
+    main()

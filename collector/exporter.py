@@ -1,0 +1,86 @@
+"""The last stage: XADD the batch to the span stream(s), or refuse it with a retryable error.
+
+With STREAM_SHARDS > 1 the request is split so that each trace's spans go to the shard
+of its trace id. Before publishing, the backlog of spans not yet written is compared with
+MAX_QUEUE_SIZE: over it, the batch is refused (Overloaded) instead of growing Redis.
+"""
+
+from __future__ import annotations
+
+import time
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from redis.exceptions import RedisError
+
+from collector.pipeline import SpanBatch
+from common.stream import SpanStream, StreamEntry
+
+BACKLOG_CACHE_SECONDS = 0.05
+
+
+class Refused(Exception):
+    """The batch was not published; the client should retry after `retry_after` seconds."""
+
+    reason = "refused"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(Refused):
+    reason = "overloaded"
+
+
+class Unavailable(Refused):
+    reason = "unavailable"
+
+
+class StreamExporter:
+    def __init__(self, stream: SpanStream, max_queue_size: int, retry_after: int) -> None:
+        self.stream = stream
+        self.max_queue_size = max_queue_size
+        self.retry_after = retry_after
+        self._backlog = 0
+        self._backlog_at = 0.0
+
+    async def _check_backlog(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_at > BACKLOG_CACHE_SECONDS:
+            self._backlog = await self.stream.backlog()
+            self._backlog_at = now
+        if self._backlog >= self.max_queue_size:
+            raise Overloaded(
+                f"backlog of {self._backlog} spans not yet stored is over MAX_QUEUE_SIZE={self.max_queue_size}",
+                self.retry_after,
+            )
+
+    async def export(self, batch: SpanBatch) -> None:
+        try:
+            await self._check_backlog()
+            for shard, request in self._by_shard(batch.request).items():
+                spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+                entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)
+                await self.stream.publish(shard, entry)
+        except RedisError as exc:
+            raise Unavailable(f"span stream unavailable: {exc}", self.retry_after) from exc
+        self._backlog += batch.span_count()
+
+    def _by_shard(self, request: ExportTraceServiceRequest) -> dict[int, ExportTraceServiceRequest]:
+        keys = self.stream.keys
+        if keys.shards == 1:
+            return {0: request}
+        parts: dict[int, ExportTraceServiceRequest] = {}
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                by_shard: dict[int, list] = {}
+                for span in scope_spans.spans:
+                    by_shard.setdefault(keys.shard_of(span.trace_id), []).append(span)
+                for shard, spans in by_shard.items():
+                    part = parts.setdefault(shard, ExportTraceServiceRequest())
+                    target_rs = part.resource_spans.add(schema_url=resource_spans.schema_url)
+                    target_rs.resource.CopyFrom(resource_spans.resource)
+                    target_ss = target_rs.scope_spans.add(schema_url=scope_spans.schema_url)
+                    target_ss.scope.CopyFrom(scope_spans.scope)
+                    target_ss.spans.extend(spans)
+        return parts

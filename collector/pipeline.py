@@ -1,0 +1,72 @@
+"""The collector's pipeline, written once, in the order of the architecture picture:
+
+    decode (receivers) → validate → head sample → redact → cost → tail sample → export
+
+Each stage is an object with one method, `process(batch) -> batch`, that works on the
+protobuf messages in place (see docs/ARCHITECTURE.md). The exporter answers only after
+the spans are on the stream, so a receiver that answers success has kept its promise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector import metrics
+
+
+@dataclass
+class SpanBatch:
+    """One export request on its way through the pipeline."""
+
+    request: ExportTraceServiceRequest
+    received_ns: int
+    protocol: str
+    rejected: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    def span_count(self) -> int:
+        return sum(len(ss.spans) for rs in self.request.resource_spans for ss in rs.scope_spans)
+
+    def reject(self, count: int, message: str) -> None:
+        self.rejected += count
+        self.messages.append(message)
+
+
+class Processor(Protocol):
+    name: str
+
+    def process(self, batch: SpanBatch) -> SpanBatch: ...
+
+
+class Exporter(Protocol):
+    async def export(self, batch: SpanBatch) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    accepted: int
+    rejected: int
+    message: str
+
+
+class Pipeline:
+    def __init__(self, processors: list[Processor], exporter: Exporter) -> None:
+        self.processors = processors
+        self.exporter = exporter
+
+    async def handle(self, batch: SpanBatch) -> ExportOutcome:
+        """Run the stages and publish; raises the exporter's Overloaded / Unavailable."""
+        received = batch.span_count()
+        metrics.SPANS_RECEIVED.labels(batch.protocol).inc(received)
+        for processor in self.processors:
+            batch = processor.process(batch)
+        accepted = batch.span_count()
+        if accepted:
+            await self.exporter.export(batch)
+        metrics.SPANS_ACCEPTED.labels(batch.protocol).inc(accepted)
+        if batch.rejected:
+            metrics.SPANS_REJECTED.labels(batch.protocol).inc(batch.rejected)
+        return ExportOutcome(accepted, batch.rejected, "; ".join(batch.messages))

@@ -1,0 +1,1 @@
+"""Pipeline stages; each takes a SpanBatch and returns it (or a smaller one)."""

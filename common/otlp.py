@@ -1,0 +1,55 @@
+"""OTLP values as plain Python: AnyValue to JSON-ready values, ids, enum names."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
+STATUS_CODES = ("unset", "ok", "error")
+
+
+def any_value(value: AnyValue) -> Any:
+    """An AnyValue as a JSON value: arrays as lists, kvlists as objects, bytes as base64."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        d = value.double_value
+        # JSON has no NaN or infinity; keep them visible as strings rather than fail the batch.
+        return d if d == d and d not in (float("inf"), float("-inf")) else str(d)
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if which == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode("ascii")
+    return None
+
+
+def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in kvs}
+
+
+def hex_id(raw: bytes) -> str | None:
+    return raw.hex() if raw else None
+
+
+def parse_hex_id(text: str, length: int) -> bytes:
+    """Bytes of a hex trace (16) or span (8) id; ValueError when it is not one."""
+    if len(text) != length * 2:
+        raise ValueError(f"must be {length * 2} hex characters, got {len(text)}")
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ValueError("must be hexadecimal") from None
+    if raw == bytes(length):
+        raise ValueError("must not be all zeros")
+    return raw

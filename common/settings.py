@@ -1,0 +1,198 @@
+"""Typed settings read once from the environment (and `.env`), validated with clear messages.
+
+Each service declares a frozen dataclass whose fields are made with `env(...)`; `load()`
+reads them. A variable `X` may also be given as `X_FILE`, the path of a file holding the
+value (Docker secrets). `.env.example` is generated from these declarations
+(`observatory config env-example`) and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from dotenv import dotenv_values
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A variable has a value that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    help: str
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    example: str | None = None  # shown in .env.example instead of the default
+
+
+def env(
+    name: str,
+    default: Any,
+    help: str,
+    *,
+    secret: bool = False,
+    choices: tuple[str, ...] | None = None,
+    minimum: float | None = None,
+    example: str | None = None,
+) -> Any:
+    """Declare a settings field read from the environment variable `name`."""
+    var = Var(name, help, secret, choices, minimum, example)
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple default")
+    return field(default=default, metadata={"env": var})
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw.strip() == "":
+            return None
+        return _parse(name, raw, args[0])
+    if kind is bool:
+        return _parse_bool(name, raw)
+    if kind is int:
+        try:
+            return int(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw.strip())
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if kind is str:
+        return raw
+    if origin is tuple:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    raise TypeError(f"unsupported settings type {kind!r} for {name}")
+
+
+def _check(name: str, value: Any, var: Var) -> None:
+    if var.choices is not None and value not in var.choices:
+        raise SettingsError(f"{name} must be one of {', '.join(var.choices)}, got {value!r}")
+    if var.minimum is not None and isinstance(value, (int, float)) and value < var.minimum:
+        qualifier = "a positive" if var.minimum == 1 else f"at least {var.minimum:g}, a"
+        raise SettingsError(f"{name} must be {qualifier} number, got {value!r}")
+
+
+def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
+    """The process environment over the `.env` file (the environment wins)."""
+    values: dict[str, str] = {}
+    dotenv = dotenv if dotenv is not None else Path(os.environ.get("OBSERVATORY_ENV_FILE", ".env"))
+    if environ is None:
+        if dotenv.is_file():
+            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+        environ = os.environ
+    values.update(environ)
+    return values
+
+
+SettingsT = TypeVar("SettingsT")
+
+
+def load(cls: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
+    """Build `cls` from the environment; raise SettingsError naming the first bad variable."""
+    values = read_environment(environ)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        var: Var | None = f.metadata.get("env")
+        if var is None:
+            continue
+        raw = values.get(var.name)
+        file_path = values.get(f"{var.name}_FILE")
+        if raw is None and file_path:
+            try:
+                raw = Path(file_path).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"{var.name}_FILE={file_path!r} cannot be read: {exc.strerror}") from None
+        if raw is None:
+            continue
+        value = _parse(var.name, raw, hints[f.name])
+        _check(var.name, value, var)
+        kwargs[f.name] = value
+    settings = cls(**kwargs)
+    validate = getattr(settings, "validate", None)
+    if validate is not None:
+        validate()
+    return settings
+
+
+def variables(cls: type) -> list[tuple[Var, Any]]:
+    """The (variable, default) pairs a settings class reads, in declaration order."""
+    return [(f.metadata["env"], f.default) for f in dataclasses.fields(cls) if "env" in f.metadata]
+
+
+def format_default(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) if value >= 1 else str(value)
+    return str(value)
+
+
+# Variables every service shares; each service's settings class inherits the ones it uses.
+
+@dataclass(frozen=True)
+class LogSettings:
+    log_format: str = env("LOG_FORMAT", "json", "Log format: json (one object a line) or pretty (for a terminal)", choices=("json", "pretty"))
+    log_level: str = env("LOG_LEVEL", "info", "Minimum log level", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    redis_url: str = env("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; the password may be given as REDIS_URL_FILE)", secret=True)
+    redis_key_prefix: str = env("REDIS_KEY_PREFIX", "", "Prefix put before every Redis key (lets several stacks or test runs share one Redis)")
+    stream_shards: int = env("STREAM_SHARDS", 1, "Number of span streams otlp:spans:0..N-1; a trace always goes to one shard", minimum=1)
+    redis_timeout: float = env("REDIS_TIMEOUT", 5.0, "Seconds before a Redis call is given up", minimum=0.1)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    metrics_host: str = env("METRICS_HOST", "0.0.0.0", "Address the metrics/health ports listen on")
+    shutdown_timeout: float = env("SHUTDOWN_TIMEOUT", 20.0, "Seconds a service may take to finish in-flight work on SIGTERM", minimum=1)
+
+
+DEFAULT_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/llm_observatory"
+DEFAULT_APP_DSN = "postgresql://observatory_app@127.0.0.1:5432/llm_observatory"
+DEFAULT_READONLY_DSN = "postgresql://observatory_readonly@127.0.0.1:5432/llm_observatory"
+
+
+@dataclass(frozen=True)
+class AdminDatabaseSettings:
+    database_url: str = env("DATABASE_URL", DEFAULT_ADMIN_DSN, "Admin DSN for migrations (used by the CLI, and by the writer when RUN_MIGRATIONS is true)", secret=True)
+
+
+@dataclass(frozen=True)
+class AppDatabaseSettings:
+    database_app_url: str = env("DATABASE_APP_URL", DEFAULT_APP_DSN, "DSN the writer uses (the app role, which may insert spans); a password here is set on the role by `observatory migrate`", secret=True)
+
+
+@dataclass(frozen=True)
+class ReadonlyDatabaseSettings:
+    database_readonly_url: str = env("DATABASE_READONLY_URL", DEFAULT_READONLY_DSN, "DSN the API uses (the read-only role); a password here is set on the role by `observatory migrate`", secret=True)

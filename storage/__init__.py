@@ -1,0 +1,1 @@
+"""The storage writer: Redis span streams into TimescaleDB / PostgreSQL."""

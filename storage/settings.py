@@ -1,0 +1,30 @@
+"""The storage writer's settings."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from common.settings import (
+    AdminDatabaseSettings, AppDatabaseSettings, LogSettings, RedisSettings, ServiceSettings, SettingsError, env,
+)
+
+
+@dataclass(frozen=True)
+class StorageSettings(LogSettings, RedisSettings, ServiceSettings, AdminDatabaseSettings, AppDatabaseSettings):
+    run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts")
+    batch_size: int = env("BATCH_SIZE", 1000, "Spans per database write: a batch is written when it reaches this size", minimum=1)
+    flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Seconds a partial batch waits before it is written", minimum=0.01)
+    consumer_name: str = env("CONSUMER_NAME", "", "This writer's name in the consumer group (default: hostname-pid)")
+    claim_idle: float = env("CLAIM_IDLE", 60.0, "Seconds an entry may sit unacknowledged in another consumer's pending list before this writer claims it", minimum=1)
+    max_deliveries: int = env("MAX_DELIVERIES", 5, "Deliveries after which an entry that keeps failing goes to the dead-letter stream", minimum=1)
+    storage_metrics_port: int = env("STORAGE_METRICS_PORT", 9092, "Port of the writer's /metrics, /health and /ready", minimum=1)
+
+    @property
+    def consumer(self) -> str:
+        return self.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+
+    def validate(self) -> None:
+        if self.batch_size > 100_000:
+            raise SettingsError(f"BATCH_SIZE must be at most 100000, got {self.batch_size}")

@@ -1,0 +1,85 @@
+"""Fixtures for the real PostgreSQL and Redis of this machine.
+
+Each test session gets its own database (created, migrated, dropped) and its own Redis
+key prefix (deleted afterwards). TEST_ADMIN_DSN points at the server to use.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+import redis as redis_sync
+from psycopg import sql
+
+from storage.migrations import Migrator
+
+ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    admin_dsn: str
+    app_dsn: str
+    readonly_dsn: str
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.admin_dsn, autocommit=True)
+
+
+def _dsn(user: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(ADMIN_DSN, user=user, dbname=dbname)
+
+
+def create_database(prefix: str = "obs_test") -> Database:
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin = psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=name)
+    with psycopg.connect(admin) as conn, Migrator(conn) as migrator:
+        migrator.up()
+    return Database(name, admin, _dsn("observatory_app", name), _dsn("observatory_readonly", name))
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def database() -> Iterator[Database]:
+    db = create_database()
+    yield db
+    drop_database(db.name)
+
+
+@pytest.fixture
+def fresh_database() -> Iterator[Database]:
+    """A database of its own for a test that must not see other tests' rows."""
+    db = create_database()
+    yield db
+    drop_database(db.name)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis_sync.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis_sync.Redis]:
+    client = redis_sync.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
