@@ -5,11 +5,18 @@ from __future__ import annotations
 import asyncio
 import signal
 
+import re2
 from aiohttp import web
 from redis.asyncio import Redis
 
 from collector.exporter import StreamExporter
-from collector.pipeline import Pipeline
+from collector.pipeline import Pipeline, Processor
+from collector.processors import configure
+from collector.processors.cost import CostCalculator
+from collector.processors.pricing import load_pricing
+from collector.processors.redaction import Redactor
+from collector.processors.sampling import HeadSampler
+from collector.processors.tail_sampling import TailSampler
 from collector.processors.validation import Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
@@ -23,10 +30,29 @@ log = get_logger("collector")
 
 
 def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
-    return Pipeline(
-        processors=[Validator()],
-        exporter=StreamExporter(stream, settings.max_queue_size, settings.retry_after),
-    )
+    """The stages in the order of the architecture picture; switched-off ones are left out.
+
+    Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
+    """
+    exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
+    processors: list[Processor] = [Validator()]
+    if settings.enable_sampling:
+        processors.append(HeadSampler(configure.head_sampling(settings)))
+    if settings.enable_pii_detection:
+        processors.append(Redactor(configure.redaction(settings), re2))
+    if settings.enable_cost_calculation:
+        processors.append(CostCalculator(load_pricing(settings.pricing_file)))
+    if settings.tail_sampling:
+        processors.append(TailSampler(configure.tail_sampling(settings), exporter))
+    return Pipeline(processors=processors, exporter=exporter)
+
+
+async def close_pipeline(pipeline: Pipeline) -> None:
+    """Let stages that hold spans (tail sampling) publish them before the process exits."""
+    for processor in pipeline.processors:
+        aclose = getattr(processor, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def serve(settings: CollectorSettings) -> None:
@@ -65,6 +91,7 @@ async def serve(settings: CollectorSettings) -> None:
         http_runner.shutdown(),
     )
     await http_runner.cleanup()
+    await close_pipeline(pipeline)
     await ops.cleanup()
     await redis.aclose()
     log.info("collector stopped")

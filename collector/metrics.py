@@ -1,6 +1,6 @@
 """The collector's Prometheus metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 SPANS_RECEIVED = Counter("observatory_collector_spans_received_total", "Spans decoded from export requests", ["protocol"])
 SPANS_ACCEPTED = Counter("observatory_collector_spans_accepted_total", "Spans published to the stream", ["protocol"])
@@ -11,4 +11,22 @@ BAD_REQUESTS = Counter("observatory_collector_bad_requests_total", "Export reque
 EXPORT_SECONDS = Histogram(
     "observatory_collector_request_seconds", "Time from a request's arrival to its answer", ["protocol"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+# --- processing: sampling, PII redaction, LLM cost (docs/COLLECTOR_PROCESSING.md) ---
+SAMPLED_SPANS = Counter(
+    "observatory_collector_sampled_spans_total", "Spans kept or dropped by sampling, by stage, decision and policy",
+    ["stage", "decision", "policy"],
+)
+TAIL_TRACES = Counter(
+    "observatory_collector_tail_traces_total", "Traces decided by tail sampling, by decision, policy and why it was decided",
+    ["decision", "policy", "trigger"],
+)
+TAIL_HELD_TRACES = Gauge("observatory_collector_tail_held_traces", "Traces held in memory waiting for a tail-sampling decision", multiprocess_mode="livesum")
+TAIL_HELD_BYTES = Gauge("observatory_collector_tail_held_bytes", "Bytes of spans held in memory by tail sampling (undecided and kept-not-yet-published)", multiprocess_mode="livesum")
+TAIL_EXPORT_FAILURES = Counter("observatory_collector_tail_export_failures_total", "Attempts to publish tail-kept spans that the stream refused (retried)", ["reason"])
+REDACTIONS = Counter("observatory_collector_redactions_total", "Values redacted, by rule (a detector, 'key' or 'llm_content')", ["rule"])
+COST_SPANS = Counter(
+    "observatory_collector_cost_spans_total", "LLM spans seen by the cost stage, by outcome (priced, sdk_cost, unknown_model, no_tokens)",
+    ["outcome"],
 )

@@ -20,6 +20,9 @@ def _span_id(span) -> str:  # type: ignore[no-untyped-def]
     return format(span.context.span_id, "016x")
 
 
+COLLECTOR_COST_KEYS = ("llm.cost.prompt", "llm.cost.completion", "llm.cost.total")
+
+
 def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
     assert body["trace_id"] == sent.trace_id
     stored = {s["name"]: s for s in body["spans"]}
@@ -35,7 +38,9 @@ def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
         assert row["end_time_unix_nano"] == span.end_time
         assert row["duration_ns"] == span.end_time - span.start_time
         assert row["start_time"].endswith("Z") and len(row["start_time"].split(".")[1]) == 10  # 9 digits + Z
+        added = {k: row["attributes"].pop(k) for k in COLLECTOR_COST_KEYS if k in row["attributes"]}
         assert row["attributes"] == {k: list(v) if isinstance(v, tuple) else v for k, v in span.attributes.items()}
+        assert bool(added) == ("gen_ai.usage.input_tokens" in span.attributes)  # the cost stage prices LLM spans only
         assert row["resource_attributes"]["service.name"] == service
         assert row["resource_attributes"]["deployment.environment"] == "test"
     root, retrieval, llm = stored["POST /chat"], stored["retrieve documents"], stored["chat gpt-4o-mini"]
@@ -48,6 +53,8 @@ def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
     assert llm["llm"]["response_model"] == "gpt-4o-mini-2024-07-18"
     assert (llm["llm"]["input_tokens"], llm["llm"]["output_tokens"], llm["llm"]["total_tokens"]) == (1200, 345, 1545)
     assert root["llm"]["input_tokens"] is None
+    # gpt-4o-mini list price: $0.15 / $0.60 per 1M input / output tokens (collector/pricing.json)
+    assert (llm["llm"]["cost_input_usd"], llm["llm"]["cost_output_usd"], llm["llm"]["cost_total_usd"]) == (0.00018, 0.000207, 0.000387)
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])

@@ -1,0 +1,127 @@
+"""Spans/s through each collector processor in isolation, and through redaction with each
+regex engine candidate (Python re, google-re2, and hyperscan as a prefilter in front of re).
+
+    .venv/bin/python -m bench.processors.run [--spans 20000] [--repeat 5]
+
+Every figure is the best of --repeat runs over the same deterministic corpus
+(bench/processors/corpus.py); the ratio column compares with the no-op baseline
+(walking the same protobuf messages without changing anything) measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.processors.corpus import request
+from collector.pipeline import SpanBatch
+from collector.processors import detectors
+from collector.processors.cost import CostCalculator
+from collector.processors.pricing import load_pricing
+from collector.processors.redaction import RedactionConfig, Redactor
+from collector.processors.sampling import HeadSampler, HeadSamplingConfig
+
+BATCH = 100  # spans per export request, as SDK batch processors send them
+
+
+class HyperscanPrefilter:
+    """hyperscan answers "does anything match?"; re rewrites only the values that do."""
+
+    def __init__(self, pattern: str) -> None:
+        import hyperscan
+
+        self._re = re.compile(pattern)
+        chosen = detectors.select(detectors.BUILTIN_NAMES, {})
+        self._db = hyperscan.Database()
+        # Hyperscan has no lazy quantifiers; the prefilter flag lets it approximate safely.
+        flags = [hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_DOTALL] * len(chosen)
+        self._db.compile(expressions=[d.pattern.encode() for d in chosen], ids=list(range(len(chosen))), flags=flags)
+        self.sub = self._re.sub
+        self._terminated = hyperscan.ScanTerminated
+
+    def search(self, text: str) -> Any:
+        try:
+            self._db.scan(text.encode(), match_event_handler=_stop)
+        except self._terminated:  # the handler stops the scan at the first candidate
+            return self._re.search(text)
+        return None
+
+
+def _stop(*_: Any) -> bool:
+    return True
+
+
+class Engine:
+    def __init__(self, name: str, compile_: Callable[[str], Any]) -> None:
+        self.name = name
+        self.compile = compile_
+
+
+def engines() -> list[Engine]:
+    found = [Engine("re", re.compile)]
+    try:
+        import re2
+
+        found.append(Engine("re2", re2.compile))
+    except ImportError:
+        print("google-re2 not installed: skipped")
+    try:
+        import hyperscan  # noqa: F401
+
+        found.append(Engine("hyperscan+re", HyperscanPrefilter))
+    except ImportError:
+        print("hyperscan not installed: skipped")
+    return found
+
+
+def spans_per_second(stage: Any, bodies: list[bytes], repeat: int) -> float:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    best = float("inf")
+    for _ in range(repeat):
+        batches = [SpanBatch(ExportTraceServiceRequest.FromString(b), 0, "bench") for b in bodies]
+        started = time.perf_counter()
+        for batch in batches:
+            stage.process(batch)
+        best = min(best, time.perf_counter() - started)
+    return len(bodies) * BATCH / best
+
+
+class Walk:
+    """The baseline: visit every attribute value the redactor would visit, change nothing."""
+
+    name = "walk"
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        for rs in batch.request.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    for kv in span.attributes:
+                        kv.value.WhichOneof("value")
+        return batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--spans", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    bodies = [request(BATCH, seed).SerializeToString() for seed in range(args.spans // BATCH)]
+    print(f"{args.spans} spans, {len(bodies[0]) // BATCH} bytes/span, python {platform.python_version()}, {platform.machine()}")
+    baseline = spans_per_second(Walk(), bodies, args.repeat)
+    rows = [("walk (baseline)", baseline)]
+    for engine in engines():
+        rows.append((f"redaction [{engine.name}]", spans_per_second(Redactor(RedactionConfig(), engine), bodies, args.repeat)))
+    rows.append(("head sampling 10%", spans_per_second(HeadSampler(HeadSamplingConfig(percentage=10)), bodies, args.repeat)))
+    rows.append(("cost", spans_per_second(CostCalculator(load_pricing(None)), bodies, args.repeat)))
+    print(f"{'stage':<28}{'spans/s':>12}{'vs walk':>10}")
+    for name, rate in rows:
+        print(f"{name:<28}{rate:>12,.0f}{rate / baseline:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""CollectorSettings → the processors' configs, checked once at start with messages naming the variable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, DEFAULT_IGNORED_KEYS, RedactionConfig
+from collector.processors.sampling import HeadSamplingConfig
+from collector.processors.tail_sampling import TailSamplingConfig
+from collector.settings import CollectorSettings
+from common.settings import SettingsError
+
+
+def _pairs(variable: str, items: tuple[str, ...], separator: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.rpartition(separator)
+        if not sep or not name.strip() or not value.strip():
+            raise SettingsError(f"{variable} entries must look like name{separator}value, got {item!r}")
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _percent(variable: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{variable} percentages must be numbers, got {raw!r}") from None
+    if not 0 <= value <= 100:
+        raise SettingsError(f"{variable} percentages must be between 0 and 100, got {raw!r}")
+    return value
+
+
+def head_sampling(settings: CollectorSettings) -> HeadSamplingConfig:
+    _percent("SAMPLING_PERCENTAGE", str(settings.sampling_percentage))
+    services = _pairs("SAMPLING_SERVICE_PERCENTAGES", settings.sampling_service_percentages, "=")
+    return HeadSamplingConfig(
+        percentage=settings.sampling_percentage, mode=settings.sampling_mode, hash_seed=settings.sampling_hash_seed,
+        service_percentages={k: _percent("SAMPLING_SERVICE_PERCENTAGES", v) for k, v in services.items()},
+    )
+
+
+def tail_sampling(settings: CollectorSettings) -> TailSamplingConfig:
+    _percent("TAIL_PERCENTAGE", str(settings.tail_percentage))
+    return TailSamplingConfig(
+        decision_wait=settings.tail_decision_wait, max_traces=settings.tail_max_traces, max_bytes=settings.tail_max_bytes,
+        latency_ms=settings.tail_latency_ms, cost_usd=settings.tail_cost_usd, keep_services=settings.tail_keep_services,
+        keep_span_names=settings.tail_keep_span_names, keep_attributes=settings.tail_keep_attributes,
+        percentage=settings.tail_percentage, hash_seed=settings.sampling_hash_seed,
+        shutdown_timeout=settings.shutdown_timeout / 2,
+    )
+
+
+def _custom_patterns(path: str | None) -> dict[str, str]:
+    if not path:
+        return {}
+    try:
+        document = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise SettingsError(f"REDACTION_PATTERNS_FILE={path!r} cannot be read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"REDACTION_PATTERNS_FILE={path!r} is not JSON: {exc}") from None
+    if not isinstance(document, dict) or not all(isinstance(v, str) for v in document.values()):
+        raise SettingsError(f"REDACTION_PATTERNS_FILE={path!r} must be a JSON object of name → regex strings")
+    return document
+
+
+def redaction(settings: CollectorSettings) -> RedactionConfig:
+    return RedactionConfig(
+        detectors=settings.redaction_detectors,
+        custom_patterns=_custom_patterns(settings.redaction_patterns_file),
+        strategy=settings.redaction_strategy,
+        strategies=_pairs("REDACTION_RULE_STRATEGIES", settings.redaction_rule_strategies, ":"),
+        hash_key=settings.redaction_hash_key.encode(),
+        blocked_keys=DEFAULT_BLOCKED_KEYS + settings.redaction_blocked_keys,
+        ignored_keys=DEFAULT_IGNORED_KEYS + settings.redaction_ignored_keys,
+        drop_llm_content=settings.redaction_drop_llm_content,
+        summary=settings.redaction_summary,
+    )

@@ -1,0 +1,291 @@
+"""PII redaction, in place on the protobuf messages, before anything reaches the stream.
+
+Covers resource, scope, span, event and link attributes (arrays and key-value lists at any
+depth), span status messages, and so the LLM prompt/completion content that instrumentations
+put in attributes or events. Key rules come first (ignored keys pass untouched, blocked keys
+are redacted whole, LLM content keys can be dropped), then every remaining string is scanned
+by one combined pattern (collector/processors/detectors.py), and integers or integral doubles
+with the length of a card number are Luhn-checked (the Collector's redaction processor misses
+card numbers sent as numbers).
+
+Cheap skips keep this fast: the key → rule decision is cached, strings shorter than the
+shortest possible match are not scanned, and a value is rewritten only when a detector's
+check confirms a match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from collector import metrics
+from collector.pipeline import SpanBatch
+from collector.processors import detectors
+from common import genai
+
+STRATEGIES = ("mask", "hash", "remove")
+KEY_RULE = "key"  # the name blocked-key redactions carry in masks and metrics
+CONTENT_RULE = "llm_content"
+
+DEFAULT_BLOCKED_KEYS = (
+    r"(^|[._-])(password|passwd|pwd|passphrase|secret|client[._-]?secret)($|[._-])",
+    r"(^|[._-])((access|refresh|id|session|auth|bearer|api)[._-]?)?token$",
+    r"(^|[._-])(authorization|proxy[._-]authorization|cookie|set[._-]cookie|credentials?)($|[._-])",
+    r"(^|[._-])(api[._-]?key|access[._-]?key|private[._-]?key|secret[._-]?key)($|[._-])",
+    r"(^|[._-])(user|enduser)\.email$",
+    r"(^|[._-])(ssn|social[._-]security[._-]number|credit[._-]?card|card[._-]number)($|[._-])",
+)
+
+# Token counts, model names and costs carry no PII; passing them untouched also keeps
+# "token" in llm.token_count.* from tripping the blocked-key rules.
+DEFAULT_IGNORED_KEYS = tuple(sorted(genai.ALL_KEYS)) + (
+    "service.name", "service.version", "service.namespace", "service.instance.id",
+    "telemetry.sdk.name", "telemetry.sdk.language", "telemetry.sdk.version",
+    "deployment.environment", "deployment.environment.name", "gen_ai.response.id",
+    "gen_ai.response.finish_reasons", "gen_ai.request.temperature", "gen_ai.request.max_tokens",
+)
+
+# Where instrumentations put prompts and completions (GenAI, older GenAI, OpenInference).
+LLM_CONTENT_KEYS = frozenset({
+    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+    "gen_ai.prompt", "gen_ai.completion", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
+    "input.value", "output.value", "llm.prompts", "llm.input_messages", "llm.output_messages",
+})
+LLM_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.", "llm.prompts.")
+
+IGNORE, BLOCK, DROP, SCAN = range(4)
+KEY_CACHE_LIMIT = 10_000  # keys are client-chosen: cap the cache so it cannot grow without end
+MIN_SCAN_LENGTH = 6  # the shortest value a built-in detector can match ("a@b.io")
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    detectors: tuple[str, ...] = detectors.BUILTIN_NAMES
+    custom_patterns: dict[str, str] = field(default_factory=dict)
+    strategy: str = "mask"
+    strategies: dict[str, str] = field(default_factory=dict)  # rule name → strategy
+    hash_key: bytes = b""
+    blocked_keys: tuple[str, ...] = DEFAULT_BLOCKED_KEYS
+    ignored_keys: tuple[str, ...] = DEFAULT_IGNORED_KEYS
+    drop_llm_content: bool = False
+    summary: bool = True
+
+
+@dataclass
+class Tally:
+    """What redaction changed in one span (or one resource): the summary attributes."""
+
+    masked: int = 0
+    removed: int = 0
+    keys: set[str] = field(default_factory=set)
+    rules: Counter[str] = field(default_factory=Counter)
+
+    def add(self, rule: str, key: str, strategy: str) -> None:
+        if strategy == "remove":
+            self.removed += 1
+        else:
+            self.masked += 1
+        self.keys.add(key)
+        self.rules[rule] += 1
+
+
+class _Remove(Exception):
+    """A value ruled for removal: the attribute holding it is deleted."""
+
+
+class Redactor:
+    name = "redaction"
+
+    def __init__(self, config: RedactionConfig, engine: Any = re) -> None:
+        for rule, strategy in {"default": config.strategy, **config.strategies}.items():
+            if strategy not in STRATEGIES:
+                raise ValueError(f"redaction strategy for {rule!r} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if "hash" in (config.strategy, *config.strategies.values()) and len(config.hash_key) < 16:
+            raise ValueError("hash redaction needs REDACTION_HASH_KEY of at least 16 characters (a secret salt)")
+        self.config = config
+        chosen = detectors.select(config.detectors, config.custom_patterns)
+        self.checks = {d.name: d.check for d in chosen}
+        self.pattern = engine.compile(detectors.combined_pattern(chosen)) if chosen else None
+        self.min_length = MIN_SCAN_LENGTH if not config.custom_patterns else 1
+        self.scan_cards = "card" in self.checks
+        self.blocked = [re.compile(p, re.IGNORECASE) for p in config.blocked_keys]
+        self.ignored = frozenset(k for k in config.ignored_keys if not k.endswith("*"))
+        self.ignored_prefixes = tuple(k[:-1] for k in config.ignored_keys if k.endswith("*"))
+        self._key_actions: dict[str, int] = {}
+
+    # -- the stage -------------------------------------------------------------------------
+
+    def process(self, batch: SpanBatch) -> SpanBatch:
+        for resource_spans in batch.request.resource_spans:
+            resource_tally = Tally()
+            self._attributes(resource_spans.resource.attributes, resource_tally)
+            for scope_spans in resource_spans.scope_spans:
+                self._attributes(scope_spans.scope.attributes, resource_tally)
+                for span in scope_spans.spans:
+                    self._span(span)
+            self._summarise(resource_spans.resource.attributes, resource_tally)
+        return batch
+
+    def _span(self, span: Any) -> None:
+        tally = Tally()
+        self._attributes(span.attributes, tally)
+        for event in span.events:
+            self._attributes(event.attributes, tally)
+        for link in span.links:
+            self._attributes(link.attributes, tally)
+        message = span.status.message
+        if len(message) >= self.min_length:
+            try:
+                redacted = self._text(message, "status.message", tally)
+            except _Remove:
+                redacted = ""
+            if redacted is not None:
+                span.status.message = redacted
+        self._summarise(span.attributes, tally)
+
+    def _summarise(self, attributes: Any, tally: Tally) -> None:
+        if not tally.rules:
+            return
+        for rule, count in tally.rules.items():
+            metrics.REDACTIONS.labels(rule).inc(count)
+        if self.config.summary:
+            attributes.add(key="redaction.masked.count").value.int_value = tally.masked
+            if tally.removed:
+                attributes.add(key="redaction.removed.count").value.int_value = tally.removed
+            attributes.add(key="redaction.masked.keys").value.string_value = ",".join(sorted(tally.keys))
+
+    # -- attributes ------------------------------------------------------------------------
+
+    def _attributes(self, attributes: Any, tally: Tally) -> None:
+        index = 0
+        while index < len(attributes):
+            kv: KeyValue = attributes[index]
+            key = kv.key
+            action = self._key_actions.get(key)
+            if action is None:
+                action = self._key_action(key)
+            if action == IGNORE:
+                index += 1
+                continue
+            if action == DROP:
+                del attributes[index]
+                tally.add(CONTENT_RULE, key, "remove")
+                continue
+            try:
+                if action == BLOCK:
+                    self._block(kv.value, key, tally)
+                else:
+                    self._value(kv.value, key, tally)
+            except _Remove:
+                del attributes[index]
+                continue
+            index += 1
+
+    def _key_action(self, key: str) -> int:
+        if key in self.ignored or key.startswith(self.ignored_prefixes):
+            action = IGNORE
+        elif self.config.drop_llm_content and (key in LLM_CONTENT_KEYS or key.startswith(LLM_CONTENT_PREFIXES)):
+            action = DROP
+        elif any(p.search(key) for p in self.blocked):
+            action = BLOCK
+        else:
+            action = SCAN
+        if len(self._key_actions) < KEY_CACHE_LIMIT:
+            self._key_actions[key] = action
+        return action
+
+    def _block(self, value: AnyValue, key: str, tally: Tally) -> None:
+        if value.WhichOneof("value") is None:
+            return  # an empty value reveals nothing
+        strategy = self._strategy(KEY_RULE)
+        tally.add(KEY_RULE, key, strategy)
+        if strategy == "remove":
+            raise _Remove
+        value.string_value = self._replacement(KEY_RULE, value.SerializeToString(), strategy)
+
+    def _value(self, value: AnyValue, key: str, tally: Tally) -> None:
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            if len(text) >= self.min_length:
+                redacted = self._text(text, key, tally)
+                if redacted is not None:
+                    value.string_value = redacted
+        elif kind == "int_value":
+            number = value.int_value
+            if self.scan_cards and (number >= 10**12 or number <= -(10**12)):
+                self._number(value, str(abs(number)), key, tally)
+        elif kind == "double_value":
+            number = value.double_value
+            if self.scan_cards and abs(number) >= 1e12 and number.is_integer() and abs(number) < 1e19:
+                self._number(value, str(int(abs(number))), key, tally)
+        elif kind == "array_value":
+            self._array(value.array_value.values, key, tally)
+        elif kind == "kvlist_value":
+            self._attributes(value.kvlist_value.values, tally)
+
+    def _array(self, values: Any, key: str, tally: Tally) -> None:
+        index = 0
+        while index < len(values):
+            try:
+                self._value(values[index], key, tally)
+            except _Remove:
+                del values[index]
+                continue
+            index += 1
+
+    def _number(self, value: AnyValue, digits: str, key: str, tally: Tally) -> None:
+        if detectors.card_number_ok(digits):
+            strategy = self._strategy("card")
+            tally.add("card", key, strategy)
+            if strategy == "remove":
+                raise _Remove
+            value.string_value = self._replacement("card", digits.encode(), strategy)
+
+    # -- strings ---------------------------------------------------------------------------
+
+    def _text(self, text: str, key: str, tally: Tally) -> str | None:
+        """The redacted text, or None when nothing in it is PII (the common case)."""
+        if self.pattern is None or self.pattern.search(text) is None:
+            return None
+        found: list[str] = []
+        redacted = self.pattern.sub(self._replacer(found), text)
+        if not found:
+            return None  # candidates only, every check said no
+        remove = False
+        for rule in found:
+            strategy = self._strategy(rule)
+            tally.add(rule, key, strategy)
+            remove = remove or strategy == "remove"
+        if remove:
+            raise _Remove
+        return redacted
+
+    def _replacer(self, found: list[str]) -> Callable[[Any], str]:
+        def replace(match: Any) -> str:
+            rule = match.lastgroup
+            check = self.checks.get(rule)
+            if check is not None and not check(match.string, match.start(), match.end()):
+                return match.group(0)
+            found.append(rule)
+            strategy = self._strategy(rule)
+            return "" if strategy == "remove" else self._replacement(rule, match.group(0).encode(), strategy)
+
+        return replace
+
+    def _strategy(self, rule: str) -> str:
+        return self.config.strategies.get(rule, self.config.strategy)
+
+    def _replacement(self, rule: str, original: bytes, strategy: str) -> str:
+        label = rule.upper()
+        if strategy == "hash":
+            digest = hmac.new(self.config.hash_key, original, hashlib.sha256).hexdigest()[:16]
+            return f"[HMAC:{label}:{digest}]"
+        return f"[REDACTED:{label}]"
