@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-Check = Callable[[str, int, int], bool]
+# A check gets the candidate match (text, start, end) and answers the part to redact, or None.
+Span = tuple[int, int]
+Check = Callable[[str, int, int], "Span | None"]
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,41 @@ def card_number_ok(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and _card_prefix_ok(digits) and luhn_ok(digits)
 
 
-def _card_check(text: str, start: int, end: int) -> bool:
-    raw = text[start:end]
+def _card_ok_as_written(raw: str) -> bool:
     digits = raw.replace(" ", "").replace("-", "")
-    if not card_number_ok(digits):
-        return False
-    separators = {c for c in raw if not c.isdigit()}
-    return len(separators) <= 1  # "4111 1111-1111 1111" mixes separators: not a card as written
+    if len(digits) == len(raw):
+        return unseparated_card_ok(digits)
+    # "4111 1111-1111 1111" mixes separators: not a card number as anyone writes one.
+    return card_number_ok(digits) and len({c for c in raw if c in " -"}) == 1
+
+
+def unseparated_card_ok(digits: str) -> bool:
+    """A bare digit string (or an integer) as a card: 15 (Amex) or 16 digits only.
+
+    Snowflake and order ids of 17-19 digits are common in spans and pass Luhn one time in
+    ten; bare 13- or 19-digit card numbers are rare. Written with separators, any length
+    from 13 to 19 counts.
+    """
+    return len(digits) in (15, 16) and card_number_ok(digits)
+
+
+def card_span(text: str, start: int, end: int) -> Span | None:
+    """Where in a run of digits a card number is, if any.
+
+    The pattern takes the longest run ("qty 2 4111 1111 1111 1111" from the 2), so when the
+    whole run is not a card, the pieces between separators are tried; a window never starts
+    or ends inside an unbroken digit string, where any 16 digits pass Luhn one time in ten
+    (a 19-digit timestamp would). This only runs on candidate runs, rare in ordinary text.
+    """
+    if _card_ok_as_written(text[start:end]):
+        return start, end
+    starts = [i for i in range(start, end) if text[i].isdigit() and (i == start or text[i - 1] in " -")]
+    ends = [i + 1 for i in range(start, end) if text[i].isdigit() and (i + 1 == end or text[i + 1] in " -")]
+    for first in starts:
+        for last in reversed(ends):
+            if last - first >= 13 and _card_ok_as_written(text[first:last]):
+                return first, last
+    return None
 
 
 def _inside_dotted_number(text: str, start: int, end: int) -> bool:
@@ -70,48 +100,54 @@ def _inside_dotted_number(text: str, start: int, end: int) -> bool:
     )
 
 
-def _ipv4_check(text: str, start: int, end: int) -> bool:
-    return not _inside_dotted_number(text, start, end)
+def _ipv4_check(text: str, start: int, end: int) -> Span | None:
+    if _inside_dotted_number(text, start, end):
+        return None
+    # "1.2.3.4" with four one-digit parts is far more often a version than a host, and the
+    # addresses of that shape (8.8.8.8, 1.1.1.1) are public resolvers, not personal data.
+    if end - start == 7:
+        return None
+    return start, end
 
 
-def _ipv6_check(text: str, start: int, end: int) -> bool:
-    candidate = text[start:end]
+def _ipv6_ok(candidate: str) -> bool:
     try:
         ipaddress.IPv6Address(candidate)
     except ValueError:
         return False
     # "::", "a::b" and C++/Rust paths like "dead::beef" parse as addresses but carry no host:
-    # demand at least three groups of hex digits.
-    groups = [g for g in candidate.split(":") if g]
-    return len(groups) >= 3
+    # demand at least three groups.
+    return len([g for g in candidate.replace(".", ":").split(":") if g]) >= 3
 
 
-def _ssn_check(text: str, start: int, end: int) -> bool:
-    digits = text[start:end].replace("-", "").replace(" ", "")
+def _ipv6_check(text: str, start: int, end: int) -> Span | None:
+    # A colon just before or after the address ("host:2001:db8::1", "[ip]:") is taken in by
+    # the loose candidate: try without it.
+    for first in (start, start + 1):
+        for last in (end, end - 1):
+            candidate = text[first:last]
+            if candidate and _ipv6_ok(candidate):
+                return first, last
+    return None
+
+
+def _ssn_check(text: str, start: int, end: int) -> Span | None:
+    digits = text[start:end].replace("-", "")
     area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    valid = area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    return (start, end) if valid else None
 
 
-def _phone_check(text: str, start: int, end: int) -> bool:
+def _phone_check(text: str, start: int, end: int) -> Span | None:
     digits = sum(c.isdigit() for c in text[start:end])
-    return 8 <= digits <= 15  # E.164: at most 15 digits; fewer than 8 is a code, not a number
+    return (start, end) if 8 <= digits <= 15 else None  # E.164: at most 15 digits; fewer is a code
 
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_H = r"[0-9A-Fa-f]{1,4}"
-_IPV6 = "|".join(
-    (
-        rf"(?:{_H}:){{7}}{_H}",
-        rf"(?:{_H}:){{1,7}}:",
-        rf"(?:{_H}:){{1,6}}:{_H}",
-        rf"(?:{_H}:){{1,5}}(?::{_H}){{1,2}}",
-        rf"(?:{_H}:){{1,4}}(?::{_H}){{1,3}}",
-        rf"(?:{_H}:){{1,3}}(?::{_H}){{1,4}}",
-        rf"(?:{_H}:){{1,2}}(?::{_H}){{1,5}}",
-        rf"{_H}:(?::{_H}){{1,6}}",
-        rf":(?::{_H}){{1,7}}",
-    )
-)
+# A loose candidate (2-8 colons, one more than an address so that a colon glued in front fits between hex groups, maybe a dotted quad at the end) that
+# ipaddress then validates: a precise IPv6 grammar in one regex is long, and leftmost-first
+# alternation would stop at "fe80::" before the rest of the address.
+_IPV6 = rf"(?:[0-9A-Fa-f]{{0,4}}:){{2,8}}(?:{_OCTET}(?:\.{_OCTET}){{3}}\b|[0-9A-Fa-f]{{1,4}}\b)?"
 
 # Order matters where alternatives overlap: secrets before the generic number shapes.
 BUILTIN: tuple[Detector, ...] = (
@@ -131,7 +167,7 @@ BUILTIN: tuple[Detector, ...] = (
         ),
     ),
     Detector("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
-    Detector("card", r"\b[0-9](?:[ -]?[0-9]){12,18}\b", _card_check),
+    Detector("card", r"\b[0-9](?:[ -]?[0-9]){12,18}\b", card_span),
     Detector("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", _ssn_check),
     Detector(
         "phone",
@@ -139,7 +175,7 @@ BUILTIN: tuple[Detector, ...] = (
         r"|(?:\([0-9]{3}\) ?|\b[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}\b",
         _phone_check,
     ),
-    Detector("ipv6", rf"(?:{_IPV6})", _ipv6_check),
+    Detector("ipv6", _IPV6, _ipv6_check),
     Detector("ipv4", rf"\b(?:{_OCTET}\.){{3}}{_OCTET}\b", _ipv4_check),
 )
 

@@ -242,7 +242,7 @@ class Redactor:
             index += 1
 
     def _number(self, value: AnyValue, digits: str, key: str, tally: Tally) -> None:
-        if detectors.card_number_ok(digits):
+        if detectors.unseparated_card_ok(digits):
             strategy = self._strategy("card")
             tally.add("card", key, strategy)
             if strategy == "remove":
@@ -271,14 +271,20 @@ class Redactor:
     def _replacer(self, found: list[str]) -> Callable[[Any], str]:
         def replace(match: Any) -> str:
             rule = match.lastgroup
+            text, start, end = match.string, match.start(), match.end()
             check = self.checks.get(rule)
-            if check is not None and not check(match.string, match.start(), match.end()):
-                return match.group(0)
-            found.append(rule)
-            strategy = self._strategy(rule)
-            return "" if strategy == "remove" else self._replacement(rule, match.group(0).encode(), strategy)
+            where = (start, end) if check is None else check(text, start, end)
+            if where is None:
+                return text[start:end]
+            first, last = where
+            return text[start:first] + self._redact(rule, text[first:last], found) + text[last:end]
 
         return replace
+
+    def _redact(self, rule: str, original: str, found: list[str]) -> str:
+        found.append(rule)
+        strategy = self._strategy(rule)
+        return "" if strategy == "remove" else self._replacement(rule, original.encode(), strategy)
 
     def _strategy(self, rule: str) -> str:
         return self.config.strategies.get(rule, self.config.strategy)
