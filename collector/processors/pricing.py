@@ -11,7 +11,7 @@ import fnmatch
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,10 @@ def _price(entry: dict[str, Any], field: str, where: str, default: Decimal | Non
         return default
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise ValueError(f"{where}: {field!r} must be a number, got {raw!r}")
-    value = Decimal(str(raw))
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise ValueError(f"{where}: {field!r} must be a number, got {raw!r}") from None
     if not value.is_finite() or value < 0:
         raise ValueError(f"{where}: {field!r} must be a non-negative number, got {raw!r}")
     return value / PER_TOKEN
