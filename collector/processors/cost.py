@@ -10,6 +10,7 @@ empty and is counted in /metrics.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,6 +24,7 @@ from common.otlp import any_value
 
 log = get_logger("collector.cost")
 
+LLM_KEYS = genai.ALL_KEYS
 COST_KEYS = frozenset(genai.COST_INPUT + genai.COST_OUTPUT + genai.COST_TOTAL)
 WRITE_INPUT, WRITE_OUTPUT, WRITE_TOTAL = genai.COST_INPUT[0], genai.COST_OUTPUT[0], genai.COST_TOTAL[-1]
 MODEL_CACHE_LIMIT = 10_000  # model names are client-chosen: bound the cache
@@ -71,42 +73,46 @@ class CostCalculator:
         return entry
 
     def process(self, batch: SpanBatch) -> SpanBatch:
+        outcomes: Counter[str] = Counter()
         for resource_spans in batch.request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    self._span(span)
+                    outcome = self._span(span)
+                    if outcome:
+                        outcomes[outcome] += 1
+        for outcome, count in outcomes.items():  # once a batch: a labelled inc per span costs as much as pricing it
+            metrics.COST_SPANS.labels(outcome).inc(count)
         return batch
 
-    def _span(self, span: Any) -> None:
+    def _span(self, span: Any) -> str | None:
+        """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
         facts: dict[str, Any] = {}
         for kv in span.attributes:
-            if kv.key in genai.ALL_KEYS:
-                facts[kv.key] = any_value(kv.value)
+            key = kv.key
+            if key in LLM_KEYS:
+                facts[key] = any_value(kv.value)
         if not facts:
-            return
+            return None
         fields = genai.extract(facts)
         if not fields.is_llm:
-            return
+            return None
         if any(facts.get(key) not in (None, "") for key in COST_KEYS):
-            metrics.COST_SPANS.labels("sdk_cost").inc()
-            return
+            return "sdk_cost"
         if fields.input_tokens is None and fields.output_tokens is None:
-            metrics.COST_SPANS.labels("no_tokens").inc()
-            return
+            return "no_tokens"
         model = fields.response_model or fields.request_model
         entry = self._price(model) if model else None
         if entry is None and fields.request_model and model != fields.request_model:
             entry = self._price(fields.request_model)
         if entry is None:
             self._unknown(model, fields.provider)
-            return
+            return "unknown_model"
         cost = compute(fields, entry, self.pricing.convention(fields.provider, entry))
         for key, amount in ((WRITE_INPUT, cost.input), (WRITE_OUTPUT, cost.output), (WRITE_TOTAL, cost.total)):
             span.attributes.add(key=key).value.double_value = float(amount)
-        metrics.COST_SPANS.labels("priced").inc()
+        return "priced"
 
     def _unknown(self, model: str | None, provider: str | None) -> None:
-        metrics.COST_SPANS.labels("unknown_model").inc()
         name = f"{provider}/{model}"
         if name not in self._unknown_logged and len(self._unknown_logged) < UNKNOWN_LOG_LIMIT:
             self._unknown_logged.add(name)
