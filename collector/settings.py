@@ -41,6 +41,6 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     redaction_ignored_keys: tuple[str, ...] = env("REDACTION_IGNORED_KEYS", (), "Extra attribute keys passed untouched (a trailing * matches a prefix)")
     redaction_patterns_file: str | None = env("REDACTION_PATTERNS_FILE", None, "JSON file of your own detectors: {\"name\": \"regex\", ...}")
     redaction_drop_llm_content: bool = env("REDACTION_DROP_LLM_CONTENT", False, "Delete LLM prompt and completion content attributes entirely")
-    redaction_summary: bool = env("REDACTION_SUMMARY", True, "Add redaction.masked.count / redaction.masked.keys to each redacted span")
+    redaction_summary: str = env("REDACTION_SUMMARY", "debug", "Summary attributes on redacted spans: debug (redaction.masked/redacted.count and .keys), info (counts only), silent (none)", choices=("debug", "info", "silent"))
     enable_cost_calculation: bool = env("ENABLE_COST_CALCULATION", True, "Compute LLM cost from token counts and the pricing table")
     pricing_file: str | None = env("PRICING_FILE", None, "JSON pricing table that replaces the shipped collector/pricing.json")

@@ -31,6 +31,7 @@ from collector.processors import detectors
 from common import genai
 
 STRATEGIES = ("mask", "hash", "remove")
+SUMMARY_LEVELS = ("debug", "info", "silent")
 KEY_RULE = "key"  # the name blocked-key redactions carry in masks and metrics
 CONTENT_RULE = "llm_content"
 
@@ -75,24 +76,30 @@ class RedactionConfig:
     blocked_keys: tuple[str, ...] = DEFAULT_BLOCKED_KEYS
     ignored_keys: tuple[str, ...] = DEFAULT_IGNORED_KEYS
     drop_llm_content: bool = False
-    summary: bool = True
+    summary: str = "debug"  # debug: counts and keys; info: counts; silent: nothing (the Collector's levels)
 
 
 @dataclass
 class Tally:
-    """What redaction changed in one span (or one resource): the summary attributes."""
+    """What redaction changed in one span (or one resource): the summary attributes.
 
-    masked: int = 0
-    removed: int = 0
-    keys: set[str] = field(default_factory=set)
+    Named as the Collector's redaction processor names them: "masked" values were replaced
+    in place (mask or hash), "redacted" attributes were deleted (remove).
+    """
+
+    masked: set[str] = field(default_factory=set)
+    masked_count: int = 0
+    redacted: set[str] = field(default_factory=set)
+    redacted_count: int = 0
     rules: Counter[str] = field(default_factory=Counter)
 
     def add(self, rule: str, key: str, strategy: str) -> None:
         if strategy == "remove":
-            self.removed += 1
+            self.redacted_count += 1
+            self.redacted.add(key)
         else:
-            self.masked += 1
-        self.keys.add(key)
+            self.masked_count += 1
+            self.masked.add(key)
         self.rules[rule] += 1
 
 
@@ -128,6 +135,8 @@ class Redactor:
     name = "redaction"
 
     def __init__(self, config: RedactionConfig, engine: Any = re) -> None:
+        if config.summary not in SUMMARY_LEVELS:
+            raise ValueError(f"REDACTION_SUMMARY must be one of {', '.join(SUMMARY_LEVELS)}, got {config.summary!r}")
         for rule, strategy in {"default": config.strategy, **config.strategies}.items():
             if strategy not in STRATEGIES:
                 raise ValueError(f"redaction strategy for {rule!r} must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -180,11 +189,13 @@ class Redactor:
             return
         for rule, count in tally.rules.items():
             metrics.REDACTIONS.labels(rule).inc(count)
-        if self.config.summary:
-            attributes.add(key="redaction.masked.count").value.int_value = tally.masked
-            if tally.removed:
-                attributes.add(key="redaction.removed.count").value.int_value = tally.removed
-            attributes.add(key="redaction.masked.keys").value.string_value = ",".join(sorted(tally.keys))
+        if self.config.summary == "silent":
+            return
+        for kind, count, keys in (("masked", tally.masked_count, tally.masked), ("redacted", tally.redacted_count, tally.redacted)):
+            if count:
+                attributes.add(key=f"redaction.{kind}.count").value.int_value = count
+                if self.config.summary == "debug":
+                    attributes.add(key=f"redaction.{kind}.keys").value.string_value = ",".join(sorted(keys))
 
     # -- attributes ------------------------------------------------------------------------
 

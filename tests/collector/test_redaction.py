@@ -158,7 +158,15 @@ def test_remove_strategy_deletes_the_attribute_and_per_rule_strategies_apply() -
     redactor.process(batch(req))
     attrs = span_attributes(req)
     assert attrs["ip"] == "[REDACTED:IPV4]" and attrs["list"] == ["x"] and "to" not in attrs and "token" not in attrs
-    assert attrs["redaction.removed.count"] == 3
+    assert (attrs["redaction.redacted.count"], attrs["redaction.redacted.keys"]) == (3, "list,to,token")
+    assert (attrs["redaction.masked.count"], attrs["redaction.masked.keys"]) == (1, "ip")
+
+
+@pytest.mark.parametrize(("level", "keys"), [("debug", {"redaction.masked.count", "redaction.masked.keys"}), ("info", {"redaction.masked.count"}), ("silent", set())])
+def test_summary_levels_match_the_collector(level: str, keys: set[str]) -> None:
+    req = request({"attributes": {"to": "a@example.com"}})
+    Redactor(RedactionConfig(summary=level), re2).process(batch(req))
+    assert {k for k in span_attributes(req) if k.startswith("redaction.")} == keys
 
 
 def test_llm_content_can_be_dropped_entirely() -> None:
@@ -182,6 +190,7 @@ def test_detectors_can_be_switched_off_and_custom_patterns_added() -> None:
     [
         (RedactionConfig(detectors=("email", "dna")), "unknown detector"),
         (RedactionConfig(strategy="shred"), "must be one of mask, hash, remove"),
+        (RedactionConfig(summary="loud"), "REDACTION_SUMMARY must be one of debug, info, silent"),
         (RedactionConfig(strategy="hash", hash_key=b"short"), "at least 16 characters"),
         (RedactionConfig(custom_patterns={"x": "("}), "not a valid regular expression"),
         (RedactionConfig(custom_patterns={"x": "a*"}), "matches the empty string"),
