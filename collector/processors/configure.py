@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, DEFAULT_IGNORED_KEYS, RedactionConfig
@@ -32,6 +33,15 @@ def _percent(variable: str, raw: str) -> float:
     return value
 
 
+def _regexes(variable: str, patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SettingsError(f"{variable} has an invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
 def head_sampling(settings: CollectorSettings) -> HeadSamplingConfig:
     _percent("SAMPLING_PERCENTAGE", str(settings.sampling_percentage))
     services = _pairs("SAMPLING_SERVICE_PERCENTAGES", settings.sampling_service_percentages, "=")
@@ -45,8 +55,8 @@ def tail_sampling(settings: CollectorSettings) -> TailSamplingConfig:
     _percent("TAIL_PERCENTAGE", str(settings.tail_percentage))
     return TailSamplingConfig(
         decision_wait=settings.tail_decision_wait, max_traces=settings.tail_max_traces, max_bytes=settings.tail_max_bytes,
-        latency_ms=settings.tail_latency_ms, cost_usd=settings.tail_cost_usd, keep_services=settings.tail_keep_services,
-        keep_span_names=settings.tail_keep_span_names, keep_attributes=settings.tail_keep_attributes,
+        latency_ms=settings.tail_latency_ms, cost_usd=settings.tail_cost_usd, keep_services=_regexes("TAIL_KEEP_SERVICES", settings.tail_keep_services),
+        keep_span_names=_regexes("TAIL_KEEP_SPAN_NAMES", settings.tail_keep_span_names), keep_attributes=settings.tail_keep_attributes,
         percentage=settings.tail_percentage, hash_seed=settings.sampling_hash_seed,
         shutdown_timeout=settings.shutdown_timeout / 2,
     )
@@ -73,7 +83,7 @@ def redaction(settings: CollectorSettings) -> RedactionConfig:
         strategy=settings.redaction_strategy,
         strategies=_pairs("REDACTION_RULE_STRATEGIES", settings.redaction_rule_strategies, ":"),
         hash_key=settings.redaction_hash_key.encode(),
-        blocked_keys=DEFAULT_BLOCKED_KEYS + settings.redaction_blocked_keys,
+        blocked_keys=DEFAULT_BLOCKED_KEYS + _regexes("REDACTION_BLOCKED_KEYS", settings.redaction_blocked_keys),
         ignored_keys=DEFAULT_IGNORED_KEYS + settings.redaction_ignored_keys,
         drop_llm_content=settings.redaction_drop_llm_content,
         summary=settings.redaction_summary,

@@ -241,7 +241,9 @@ class Redactor:
         tally.add(KEY_RULE, key, strategy)
         if strategy == "remove":
             raise _Remove
-        value.string_value = self._replacement(KEY_RULE, value.SerializeToString(), strategy)
+        # A string is hashed as the detectors hash it, so a value correlates wherever it appears.
+        original = value.string_value.encode() if value.WhichOneof("value") == "string_value" else value.SerializeToString()
+        value.string_value = self._replacement(KEY_RULE, original, strategy)
 
     def _value(self, value: AnyValue, key: str, tally: Tally) -> None:
         # Reading the field is cheaper than WhichOneof, and most values are strings: an empty
