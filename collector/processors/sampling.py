@@ -127,33 +127,32 @@ class HeadSampler:
         self.decider = HashSeedDecider(config.hash_seed)
 
     def process(self, batch: SpanBatch) -> SpanBatch:
-        kept = dropped = forced_keep = forced_drop = 0
+        counts: dict[tuple[str, str], int] = {}
         for resource_spans in batch.request.resource_spans:
             percent = self._percent(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
                 spans = scope_spans.spans
-                decisions: dict[bytes, bool] = {}
+                decisions: dict[bytes, bool] = {}  # spans of a trace arrive together: hash once
                 for index in range(len(spans) - 1, -1, -1):
-                    span = spans[index]
-                    rank = priority(span)
-                    if rank is not None:
-                        keep = rank > 0
-                        forced_keep += keep
-                        forced_drop += not keep
-                    elif self.config.mode == "proportional":
-                        keep = self._keep_proportional(span, percent)  # per span: each has its tracestate
-                        kept += keep
-                        dropped += not keep
-                    else:
-                        keep = decisions.get(span.trace_id)
-                        if keep is None:
-                            keep = decisions[span.trace_id] = self.decider.keep(span.trace_id, percent)
-                        kept += keep
-                        dropped += not keep
+                    keep, policy = self._decide(spans[index], percent, decisions)
+                    key = ("kept" if keep else "dropped", policy)
+                    counts[key] = counts.get(key, 0) + 1
                     if not keep:
                         del spans[index]
-        self._count(kept, dropped, forced_keep, forced_drop)
+        for (decision, policy), count in counts.items():
+            metrics.SAMPLED_SPANS.labels("head", decision, policy).inc(count)
         return batch
+
+    def _decide(self, span: Any, percent: float, decisions: dict[bytes, bool]) -> tuple[bool, str]:
+        rank = priority(span)
+        if rank is not None:
+            return rank > 0, "priority"
+        if self.config.mode == "proportional":
+            return self._keep_proportional(span, percent), "proportional"  # per span: each has its tracestate
+        keep = decisions.get(span.trace_id)
+        if keep is None:
+            keep = decisions[span.trace_id] = self.decider.keep(span.trace_id, percent)
+        return keep, "hash_seed"
 
     def _percent(self, attributes: Any) -> float:
         if self.config.service_percentages:
@@ -177,12 +176,3 @@ class HeadSampler:
         ot["th"] = encode_threshold(threshold)
         span.trace_state = format_tracestate(ot, others)
         return True
-
-    def _count(self, kept: int, dropped: int, forced_keep: int, forced_drop: int) -> None:
-        policy = self.config.mode
-        for decision, policy_name, count in (
-            ("kept", policy, kept), ("dropped", policy, dropped),
-            ("kept", "priority", forced_keep), ("dropped", "priority", forced_drop),
-        ):
-            if count:
-                metrics.SAMPLED_SPANS.labels("head", decision, policy_name).inc(count)

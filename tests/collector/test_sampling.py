@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from prometheus_client import REGISTRY
 
 from collector.processors.sampling import (
     HashSeedDecider,
@@ -159,3 +160,17 @@ def test_proportional_mode_multiplies_an_incoming_threshold_and_honours_rv() -> 
 def test_bad_configuration_is_refused_with_a_message(config: HeadSamplingConfig, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HeadSampler(config)
+
+
+def _sampled(decision: str, policy: str) -> float:
+    labels = {"stage": "head", "decision": decision, "policy": policy}
+    return REGISTRY.get_sample_value("observatory_collector_sampled_spans_total", labels) or 0.0
+
+
+def test_metrics_count_kept_and_dropped_spans_by_policy() -> None:
+    before = {key: _sampled(*key) for key in (("kept", "hash_seed"), ("dropped", "hash_seed"), ("dropped", "priority"))}
+    ids = _traces(100, seed=9)
+    req = request(*[{"trace_id": t} for t in ids], {"attributes": {"sampling.priority": 0}})
+    kept = len(spans_of(HeadSampler(HeadSamplingConfig(percentage=50, hash_seed=3)).process(batch(req)).request))
+    delta = {key: _sampled(*key) - value for key, value in before.items()}
+    assert delta == {("kept", "hash_seed"): kept, ("dropped", "hash_seed"): 100 - kept, ("dropped", "priority"): 1}
