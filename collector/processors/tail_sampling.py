@@ -93,7 +93,8 @@ class TailSampler:
         self._start()
         if self.outbox_bytes >= self.config.max_bytes:
             raise Overloaded(
-                f"tail sampling holds {self.outbox_bytes} bytes of kept spans the stream has not taken yet", 1,
+                f"tail sampling holds {self.outbox_bytes} bytes of kept spans the stream has not taken yet",
+                getattr(self.exporter, "retry_after", 1),
             )
         now = time.monotonic()
         for resource_spans in batch.request.resource_spans:

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from tests.conftest import Database
 from tests.e2e.conftest import start_stack
 from tests.e2e.sdk import exporter
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -57,5 +58,22 @@ def test_pii_is_redacted_cost_added_and_tail_sampling_keeps_the_error(fresh_data
         assert span["llm"]["cost_total_usd"] == pytest.approx(0.003 + 0.003 + 0.003)
         status, body = stack.api_get(f"/api/v1/traces/{dropped}")
         assert status == 404, body  # the tail sampler dropped the trace with no error, cost or rule
+    finally:
+        stack.stop()
+
+
+def test_sigterm_publishes_the_traces_tail_sampling_holds(fresh_database: Database, redis_prefix: str, tmp_path: Path) -> None:
+    # A decision window far longer than the test: only the shutdown path can publish the trace.
+    stack = start_stack(fresh_database, redis_prefix, tmp_path, TAIL_SAMPLING="true", TAIL_DECISION_WAIT="600", TAIL_PERCENTAGE="100")
+    try:
+        provider = TracerProvider(resource=Resource.create({"service.name": "held"}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter("http", stack.http_endpoint)))
+        with provider.get_tracer("tests.e2e").start_as_current_span("quiet work") as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        provider.shutdown()
+        wait_for(lambda: stack.collector.metric("observatory_collector_tail_held_traces") == 1, what="the trace to be held")
+        assert stack.api_get(f"/api/v1/traces/{trace_id}")[0] == 404  # answered 200, not yet on the stream
+        assert stack.collector.stop() == 0
+        assert stack.trace(trace_id, 1)["spans"][0]["name"] == "quiet work"
     finally:
         stack.stop()
