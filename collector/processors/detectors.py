@@ -121,12 +121,13 @@ def _ipv6_ok(candidate: str) -> bool:
 
 
 def _ipv6_check(text: str, start: int, end: int) -> Span | None:
-    # A colon just before or after the address ("host:2001:db8::1", "[ip]:") is taken in by
-    # the loose candidate: try without it.
-    for first in (start, start + 1):
+    # The loose candidate can take in what is glued to the address ("host:2001:db8::1",
+    # "A:::1", "[ip]:"): try it from each colon on, with and without a trailing colon.
+    starts = [start] + [i + 1 for i in range(start, end - 1) if text[i] == ":"]
+    for first in starts:
         for last in (end, end - 1):
             candidate = text[first:last]
-            if candidate and _ipv6_ok(candidate):
+            if len(candidate) > 2 and _ipv6_ok(candidate):
                 return first, last
     return None
 

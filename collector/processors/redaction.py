@@ -79,19 +79,21 @@ class RedactionConfig:
     summary: str = "debug"  # debug: counts and keys; info: counts; silent: nothing (the Collector's levels)
 
 
-@dataclass
 class Tally:
     """What redaction changed in one span (or one resource): the summary attributes.
 
     Named as the Collector's redaction processor names them: "masked" values were replaced
-    in place (mask or hash), "redacted" attributes were deleted (remove).
+    in place (mask or hash), "redacted" attributes were deleted (remove). One is made per
+    span and most spans have nothing to report, so the containers are made on first use.
     """
 
-    masked: set[str] = field(default_factory=set)
-    masked_count: int = 0
-    redacted: set[str] = field(default_factory=set)
-    redacted_count: int = 0
-    rules: Counter[str] = field(default_factory=Counter)
+    __slots__ = ("masked", "masked_count", "redacted", "redacted_count", "rules")
+
+    def __init__(self) -> None:
+        self.masked: set[str] = set()
+        self.redacted: set[str] = set()
+        self.masked_count = self.redacted_count = 0
+        self.rules: Counter[str] | None = None
 
     def add(self, rule: str, key: str, strategy: str) -> None:
         if strategy == "remove":
@@ -100,6 +102,8 @@ class Tally:
         else:
             self.masked_count += 1
             self.masked.add(key)
+        if self.rules is None:
+            self.rules = Counter()
         self.rules[rule] += 1
 
 
@@ -168,6 +172,8 @@ class Redactor:
         return batch
 
     def _span(self, span: Any) -> None:
+        if self._clean(span):
+            return
         tally = Tally()
         self._attributes(span.attributes, tally)
         for event in span.events:
@@ -184,8 +190,56 @@ class Redactor:
                 span.status.message = redacted
         self._summarise(span.attributes, tally)
 
+    # -- the survey: most spans hold no PII, and proving it costs one scan --------------------
+
+    def _clean(self, span: Any) -> bool:
+        """True when nothing in the span can need redaction.
+
+        One pass that only reads: key rules and card-sized numbers answer at once, and the
+        strings to scan are joined (newline-separated, so no match spans two values and every
+        value's edges stay word boundaries) for a single candidate test instead of one per
+        value. Spans it cannot clear take the full pass, which tests value by value.
+        """
+        texts: list[str] = []
+        if self._needs_work(span.attributes, texts):
+            return False
+        for event in span.events:
+            if self._needs_work(event.attributes, texts):
+                return False
+        for link in span.links:
+            if self._needs_work(link.attributes, texts):
+                return False
+        texts.append(span.status.message)
+        return not self.candidate("\n".join(texts))
+
+    def _needs_work(self, attributes: Any, texts: list[str]) -> bool:
+        for kv in attributes:
+            action = self._key_actions.get(kv.key)
+            if action is None:
+                action = self._key_action(kv.key)
+            if action != IGNORE and (action != SCAN or self._survey(kv.value, texts)):
+                return True
+        return False
+
+    def _survey(self, value: AnyValue, texts: list[str]) -> bool:
+        text = value.string_value
+        if text:
+            texts.append(text)
+            return False
+        number = value.int_value
+        if number:
+            return self.scan_cards and (number >= 10**12 or number <= -(10**12))
+        kind = value.WhichOneof("value")
+        if kind == "double_value":
+            return self.scan_cards and abs(value.double_value) >= 1e12
+        if kind == "array_value":
+            return any(self._survey(item, texts) for item in value.array_value.values)
+        if kind == "kvlist_value":
+            return self._needs_work(value.kvlist_value.values, texts)
+        return False
+
     def _summarise(self, attributes: Any, tally: Tally) -> None:
-        if not tally.rules:
+        if tally.rules is None:
             return
         for rule, count in tally.rules.items():
             metrics.REDACTIONS.labels(rule).inc(count)

@@ -234,3 +234,18 @@ def test_false_positive_rate_on_a_realistic_corpus_of_ordinary_text() -> None:
         else:
             assert changed == 0, (category, examples)
     assert sum(c for c, _, _ in results.values()) / sum(t for _, t, _ in results.values()) < 0.002
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"outer": {"password": "hunter2"}},  # a key rule deep inside a kvlist
+        {"ids": [1, 2, 4111111111111111]},  # a card-sized number inside an array
+        {"a": "fine", "b": "also fine", "c": "but a@example.com"},  # one value among many
+    ],
+)
+def test_the_fast_survey_never_clears_a_span_that_needs_work(attrs: dict) -> None:
+    req = request({"attributes": attrs})
+    assert not REDACTOR._clean(spans_of(req)[0])
+    REDACTOR.process(batch(req))
+    assert "redaction.masked.count" in span_attributes(req)
