@@ -196,9 +196,10 @@ class Redactor:
         """True when nothing in the span can need redaction.
 
         One pass that only reads: key rules and card-sized numbers answer at once, and the
-        strings to scan are joined (newline-separated, so no match spans two values and every
-        value's edges stay word boundaries) for a single candidate test instead of one per
-        value. Spans it cannot clear take the full pass, which tests value by value.
+        strings to scan are joined with newlines (each value's edges stay word boundaries, so
+        every candidate inside a value is still found; one straddling two values only costs
+        the full pass) for a single candidate test instead of one per value. Spans it cannot
+        clear take the full pass, which tests value by value.
         """
         texts: list[str] = []
         if self._needs_work(span.attributes, texts):
