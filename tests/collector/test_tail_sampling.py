@@ -146,9 +146,9 @@ async def test_a_refusing_stream_keeps_kept_spans_and_then_refuses_new_data(stre
     tail.decide_due(float("inf"))
     assert await tail.publish() == 1.0  # told to wait; nothing lost
     assert tail.outbox and await published(stream) == []
-    while tail.outbox_bytes < 2000:
-        tail.outbox.extend(tail.outbox[:1])
-        tail.outbox_bytes += tail.outbox[0].ByteSize()
+    while tail.outbox_bytes < 2000:  # kept spans alone fill the budget while the stream refuses
+        tail.outbox.append(tail.outbox[0])
+        tail.outbox_bytes += len(tail.outbox[0].encoded)
     with pytest.raises(Overloaded):
         tail.process(batch(request(*trace(50))))
     redis_client.set(stream.keys.backlog(0), 0)  # the writer caught up
