@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import re2
 from aiohttp import web
 from redis.asyncio import Redis
 
@@ -39,7 +38,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     if settings.enable_sampling:
         processors.append(HeadSampler(configure.head_sampling(settings)))
     if settings.enable_pii_detection:
-        processors.append(Redactor(configure.redaction(settings), re2))
+        processors.append(Redactor(configure.redaction(settings)))
     if settings.enable_cost_calculation:
         processors.append(CostCalculator(load_pricing(settings.pricing_file)))
     if settings.tail_sampling:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from collector import metrics
@@ -138,7 +139,8 @@ class _Remove(Exception):
 class Redactor:
     name = "redaction"
 
-    def __init__(self, config: RedactionConfig, engine: Any = re) -> None:
+    def __init__(self, config: RedactionConfig, engine: Any = re2) -> None:
+        """`engine` is a module with re's compile(): RE2 in production, others in bench/processors."""
         if config.summary not in SUMMARY_LEVELS:
             raise ValueError(f"REDACTION_SUMMARY must be one of {', '.join(SUMMARY_LEVELS)}, got {config.summary!r}")
         for rule, strategy in {"default": config.strategy, **config.strategies}.items():
@@ -149,8 +151,11 @@ class Redactor:
         self.config = config
         chosen = detectors.select(config.detectors, config.custom_patterns)
         self.checks = {d.name: d.check for d in chosen}
-        self.pattern = engine.compile(detectors.combined_pattern(chosen)) if chosen else None
-        self.candidate = candidate_test(engine, chosen)
+        try:
+            self.pattern = engine.compile(detectors.combined_pattern(chosen)) if chosen else None
+            self.candidate = candidate_test(engine, chosen)
+        except Exception as exc:  # re2.error is not re.error: custom patterns checked by re can still fail here
+            raise ValueError(f"redaction patterns must be RE2 syntax (no look-around or back-references): {exc}") from None
         self.min_length = MIN_SCAN_LENGTH if not config.custom_patterns else 1
         self.scan_cards = "card" in self.checks
         self.blocked = [re.compile(p, re.IGNORECASE) for p in config.blocked_keys]

@@ -159,8 +159,8 @@ class TailSampler:
         if not span.parent_span_id:
             trace.root_ns = span.end_time_unix_nano - span.start_time_unix_nano
         for kv in span.attributes:
-            if kv.key in COST_KEYS and kv.value.WhichOneof("value") == "double_value":
-                trace.cost += kv.value.double_value
+            if kv.key in COST_KEYS:  # an SDK may send a whole-dollar cost as an int
+                trace.cost += kv.value.double_value or kv.value.int_value
                 break
         if trace.rule is None:
             trace.rule = self._rule(span, service)

@@ -195,6 +195,7 @@ def test_detectors_can_be_switched_off_and_custom_patterns_added() -> None:
         (RedactionConfig(custom_patterns={"x": "("}), "not a valid regular expression"),
         (RedactionConfig(custom_patterns={"x": "a*"}), "matches the empty string"),
         (RedactionConfig(custom_patterns={"Bad Name": "a"}), "must be lowercase"),
+        (RedactionConfig(custom_patterns={"x": "a(?=b)"}), "must be RE2 syntax"),
     ],
 )
 def test_bad_configuration_is_refused_with_a_message(config: RedactionConfig, message: str) -> None:
