@@ -59,10 +59,20 @@ class HashSeedDecider:
 
 
 def threshold_for(percent: float) -> int:
-    """The rejection threshold T (keep when randomness ≥ T), rounded to THRESHOLD_DIGITS hex digits."""
-    exact = round((1 - min(max(percent, 0.0), 100.0) / 100) * MAX_THRESHOLD)
-    unit = 1 << (4 * (14 - THRESHOLD_DIGITS))
-    return min(round(exact / unit) * unit, MAX_THRESHOLD)
+    """The rejection threshold T (keep when randomness ≥ T), as OpenTelemetry rounds it.
+
+    4 significant hex digits, plus one per leading "f" so that small probabilities keep
+    their precision (1 % → fd70a, 0.1 % → ffbe77), rounded to nearest.
+    """
+    probability = min(max(percent, 0.0), 100.0) / 100
+    exact = round((1 - probability) * MAX_THRESHOLD)
+    if exact >= MAX_THRESHOLD:
+        return MAX_THRESHOLD
+    digits = f"{exact:014x}"
+    precision = min(14, THRESHOLD_DIGITS + len(digits) - len(digits.lstrip("f")))
+    unit = 1 << (4 * (14 - precision))
+    rounded = (exact + unit // 2) // unit * unit
+    return rounded if rounded < MAX_THRESHOLD else exact // unit * unit
 
 
 def encode_threshold(threshold: int) -> str:

@@ -125,7 +125,15 @@ def test_sampled_out_spans_are_not_rejections() -> None:
     assert (result.span_count(), result.rejected, result.messages) == (0, 0, [])
 
 
-@pytest.mark.parametrize(("percent", "encoded"), [(100, "0"), (50, "8"), (25, "c"), (10, "e666"), (1, "fd71")])
+@pytest.mark.parametrize(
+    ("percent", "encoded"),
+    # The OpenTelemetry Go SDK's TraceIDRatioBased test vectors (probability × 100 here).
+    [
+        (100, "0"), (50, "8"), (25, "c"), (100 / 3, "aaab"), (200 / 3, "5555"), (10, "e666"),
+        (100 / 256, "ff"), (100 / 65536, "ffff"), (100 / 1048576, "fffff"),
+        (1, "fd70a"), (0.1, "ffbe77"), (0.01, "fff9724"), (0.001, "ffff583a"), (0.0001, "ffffef39"), (1e-5, "fffffe528"), (1e-6, "ffffffd50d"),
+    ],
+)
 def test_proportional_thresholds_are_written_as_the_collector_does(percent: float, encoded: str) -> None:
     assert encode_threshold(threshold_for(percent)) == encoded
 
