@@ -150,6 +150,9 @@ class Redactor:
             raise ValueError("hash redaction needs REDACTION_HASH_KEY of at least 16 characters (a secret salt)")
         self.config = config
         chosen = detectors.select(config.detectors, config.custom_patterns)
+        unknown = set(config.strategies) - {d.name for d in chosen} - {KEY_RULE}
+        if unknown:  # a typo ("emial:hash") would otherwise leave emails masked, silently
+            raise ValueError(f"REDACTION_RULE_STRATEGIES names unknown rule(s) {', '.join(sorted(unknown))}")
         self.checks = {d.name: d.check for d in chosen}
         try:
             self.pattern = engine.compile(detectors.combined_pattern(chosen)) if chosen else None

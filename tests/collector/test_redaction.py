@@ -191,6 +191,7 @@ def test_detectors_can_be_switched_off_and_custom_patterns_added() -> None:
         (RedactionConfig(detectors=("email", "dna")), "unknown detector"),
         (RedactionConfig(strategy="shred"), "must be one of mask, hash, remove"),
         (RedactionConfig(summary="loud"), "REDACTION_SUMMARY must be one of debug, info, silent"),
+        (RedactionConfig(strategies={"emial": "mask"}), "REDACTION_RULE_STRATEGIES names unknown rule\\(s\\) emial"),
         (RedactionConfig(strategy="hash", hash_key=b"short"), "at least 16 characters"),
         (RedactionConfig(custom_patterns={"x": "("}), "not a valid regular expression"),
         (RedactionConfig(custom_patterns={"x": "a*"}), "matches the empty string"),
