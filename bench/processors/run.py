@@ -14,7 +14,6 @@ import argparse
 import platform
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import re2
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector import metrics
 from collector.pipeline import SpanBatch

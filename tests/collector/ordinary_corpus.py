@@ -101,7 +101,7 @@ if __name__ == "__main__":
     results = false_positives()
     changed = sum(c for c, _, _ in results.values())
     total = sum(t for _, t, _ in results.values())
-    print(f"| category | values | changed | rate | examples |\n|---|---:|---:|---:|---|")
+    print("| category | values | changed | rate | examples |\n|---|---:|---:|---:|---|")
     for category, (c, t, examples) in results.items():
         print(f"| {category} | {t} | {c} | {100 * c / t:.2f}% | {'; '.join(examples)} |")
     print(f"| **all** | {total} | {changed} | {100 * changed / total:.3f}% | |")
