@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from api.settings import ApiSettings
@@ -278,3 +279,28 @@ def test_prod_hardens_the_services_and_runs_replicas() -> None:
     secrets = stack("prod")["secrets"]
     assert all(entry["file"].startswith("./secrets/") for entry in secrets.values())
     assert set(secrets) == set(stack("base")["secrets"])
+
+
+def test_gateway_routes_each_published_port_to_the_right_service() -> None:
+    """docker/envoy/envoy.yaml: listeners on the gateway's ports, clusters on the services' ports."""
+    envoy = yaml.safe_load((ROOT / "docker/envoy/envoy.yaml").read_text())["static_resources"]
+    clusters = {
+        c["name"]: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+        for c in envoy["clusters"]
+    }
+    routes = {}
+    for listener in envoy["listeners"]:
+        manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        route = manager["route_config"]["virtual_hosts"][0]["routes"][0]["route"]
+        address = clusters[route["cluster"]]
+        routes[listener["address"]["socket_address"]["port_value"]] = (address["address"], address["port_value"])
+    collector, api = defaults(CollectorSettings), defaults(ApiSettings)
+    assert routes == {
+        collector["COLLECTOR_OTLP_GRPC_PORT"]: ("collector", collector["COLLECTOR_OTLP_GRPC_PORT"]),
+        collector["COLLECTOR_OTLP_HTTP_PORT"]: ("collector", collector["COLLECTOR_OTLP_HTTP_PORT"]),
+        api["API_PORT"]: ("api", api["API_PORT"]),
+    }
+    assert set(routes) == {port for _host, port in published_ports(stack("prod")["services"]["gateway"])}
+    grpc = next(c for c in envoy["clusters"] if c["name"] == "collector_grpc")
+    assert "http2_protocol_options" in json.dumps(grpc), "gRPC needs HTTP/2 to the collectors"
+    assert all(c["type"] == "STRICT_DNS" for c in envoy["clusters"]), "replicas are found through DNS"
