@@ -175,3 +175,13 @@ def test_healthcheck_fails_with_the_reason_when_nothing_listens() -> None:
     port = free_port()
     result = run_healthcheck("UNSET_PORT_VARIABLE", str(port), env={})
     assert result.returncode == 1 and f"127.0.0.1:{port}/health" in result.stderr
+
+
+def test_runtime_image_holds_every_package_and_the_migrations() -> None:
+    """A package added to pyproject.toml but not copied would fail only inside the image."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = {args.split()[0].rstrip("/") for args in instructions("runtime", "COPY") if not args.startswith("--from")}
+    assert packages | {"migrations"} <= copied, f"not copied into the image: {sorted(packages | {'migrations'} - copied)}"
