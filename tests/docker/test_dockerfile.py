@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,8 +180,6 @@ def test_healthcheck_fails_with_the_reason_when_nothing_listens() -> None:
 
 def test_runtime_image_holds_every_package_and_the_migrations() -> None:
     """A package added to pyproject.toml but not copied would fail only inside the image."""
-    import tomllib
-
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     copied = {args.split()[0].rstrip("/") for args in instructions("runtime", "COPY") if not args.startswith("--from")}
