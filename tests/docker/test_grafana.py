@@ -224,11 +224,15 @@ def test_usage_table_sums_by_service_and_model(seeded: Database) -> None:
 
 def test_slowest_and_most_expensive_traces(seeded: Database) -> None:
     columns, rows = run(seeded, panel_sql("Slowest traces"))
-    first = dict(zip(columns, rows[0]))
-    assert (first["trace_id"], first["root_span"], first["spans"]) == (trace_id(3).hex(), "agent", 2)
-    assert first["duration_seconds"] == pytest.approx(5.0)
+    slowest = [dict(zip(columns, row)) for row in rows]
+    assert [(r["trace_id"], r["root_span"]) for r in slowest] == [
+        (trace_id(3).hex(), "agent"), (trace_id(1).hex(), "POST /checkout"), (trace_id(2).hex(), "chat gpt-4o-mini"),
+    ], "root spans only, slowest first"
+    assert slowest[0]["duration_seconds"] == pytest.approx(5.0)
     columns, rows = run(seeded, panel_sql("Most expensive traces"))
-    assert [dict(zip(columns, r))["trace_id"] for r in rows] == [trace_id(n).hex() for n in (3, 1, 2)]
+    expensive = [dict(zip(columns, row)) for row in rows]
+    assert [r["trace_id"] for r in expensive] == [trace_id(n).hex() for n in (3, 1, 2)]
+    assert (expensive[0]["cost_usd"], expensive[0]["tokens"], expensive[0]["llm_calls"]) == (pytest.approx(0.5), 1500, 1)
 
 
 def test_latency_percentiles_are_in_seconds(seeded: Database) -> None:
