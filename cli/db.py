@@ -53,7 +53,9 @@ def ensure_database(dsn: str) -> bool:
             return False
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.DuplicateDatabase:  # another migrator created it a moment ago
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # Another migrator created it a moment ago; two racing CREATE DATABASE can also
+            # collide on the catalog's unique index instead of the friendlier error.
             return False
         except psycopg.errors.InsufficientPrivilege:
             raise Failure(

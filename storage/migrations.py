@@ -30,6 +30,7 @@ from psycopg import sql
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_KEY = 7_244_105_018_264_113  # any constant; names the migration lock in pg_locks
 LOCK_POLL = 0.25
+CATALOG_RACE_ATTEMPTS = 5
 NO_TRANSACTION = "-- observatory:no-transaction"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
 NAME_RULE = "lowercase letters, digits and underscores"
@@ -265,18 +266,26 @@ class Migrator:
             if verb == "apply" else
             ("DELETE FROM schema_migrations WHERE version = %s", (migration.version,))
         )
-        try:
-            if text.lstrip().startswith(NO_TRANSACTION):
-                self._run_outside_transaction(migration, text, verb)
-                self.conn.execute(*record)
+        if text.lstrip().startswith(NO_TRANSACTION):
+            self._run_outside_transaction(migration, text, verb)
+            self.conn.execute(*record)
+            return
+        for attempt in range(1, CATALOG_RACE_ATTEMPTS + 1):
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(text)  # type: ignore[arg-type]
+                    self.conn.execute(*record)
                 return
-            with self.conn.transaction():
-                self.conn.execute(text)  # type: ignore[arg-type]
-                self.conn.execute(*record)
-        except psycopg.Error as exc:
-            raise MigrationError(
-                f"{verb} {migration.label} failed and was rolled back: {_pg_message(exc, text)}"
-            ) from None
+            except psycopg.Error as exc:
+                # Roles are cluster-wide and the migration lock is per database: migrators of
+                # two databases can update one role's catalog row at once. The loser's
+                # transaction rolled back whole, so running it again is safe.
+                if _pg_message(exc) == "tuple concurrently updated" and attempt < CATALOG_RACE_ATTEMPTS:
+                    time.sleep(0.05 * attempt)
+                    continue
+                raise MigrationError(
+                    f"{verb} {migration.label} failed and was rolled back: {_pg_message(exc, text)}"
+                ) from None
 
     def _run_outside_transaction(self, migration: Migration, text: str, verb: str) -> None:
         statements = split_statements(text)
