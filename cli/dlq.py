@@ -40,17 +40,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="the oldest dead letters, one a line",
+                                 description="List dead letters, oldest first: id, when, source stream, spans, error.",
                                  epilog="example:\n  observatory dlq list --limit 20", formatter_class=argparse.RawDescriptionHelpFormatter)
     listing.add_argument("--limit", type=positive_int, default=50, metavar="N", help="show at most N (default 50)")
     show = actions.add_parser("show", help="one dead letter in full, with a summary of its spans",
+                              description="Show one dead letter: its error, source entry, and the services, span names and traces in its body.",
                               epilog="example:\n  observatory dlq show 1732340000000-0", formatter_class=argparse.RawDescriptionHelpFormatter)
     show.add_argument("entry_id", metavar="ID", help="the dead letter's id, as `dlq list` shows it")
     replay = actions.add_parser("replay", help="put dead letters back on their span stream",
+                                description="Publish dead letters back onto the span stream they came from (counted in the "
+                                "backlog like any new entry), then delete them from the dead-letter stream. Entries whose body "
+                                "cannot be decoded are skipped (exit 1).",
                                 epilog="examples:\n  observatory dlq replay 1732340000000-0 1732340000001-0\n"
                                 "  observatory dlq replay --all", formatter_class=argparse.RawDescriptionHelpFormatter)
     replay.add_argument("entry_ids", nargs="*", metavar="ID", help="dead letters to replay")
     replay.add_argument("--all", action="store_true", help="replay every dead letter")
     purge = actions.add_parser("purge", help="delete dead letters for good (needs --confirm)",
+                               description="Delete dead letters for good: all of them, or the IDs given. Without --confirm, "
+                               "only says how many it would delete (exit 2).",
                                epilog="examples:\n  observatory dlq purge --confirm\n  observatory dlq purge --confirm 1732340000000-0",
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     purge.add_argument("entry_ids", nargs="*", metavar="ID", help="only these (default: all)")
