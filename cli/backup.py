@@ -133,7 +133,8 @@ def _restore(args: argparse.Namespace, settings: CliSettings) -> int:
         _refuse_unless_empty(conn, where, args.force)
         clear(conn, settings)
         conn.execute(ROLES)  # the dump grants to them; roles are cluster-wide, so not in it
-        if timescale:
+    if timescale:
+        with db.connect(settings.database_url) as conn:  # a fresh session: see _prepare_timescaledb
             _prepare_timescaledb(conn, where)
     dsn, environment = _child(settings.database_url)
     try:
@@ -172,5 +173,10 @@ def _prepare_timescaledb(conn: psycopg.Connection, where: str) -> None:
     if available is None:
         raise Failure(f"the backup holds TimescaleDB data but the server at {where} has no timescaledb extension; "
                       "restore into a TimescaleDB server of the same extension version")
-    conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    # The archive carries the extension's catalog (hypertables, chunks, jobs), which must land
+    # in an empty one, as in a new database: a dropped hypertable can leave internal
+    # compressed-chunk tables behind that the restore would collide with. TimescaleDB wants
+    # DROP EXTENSION first in its session, before anything loads the library.
+    conn.execute("DROP EXTENSION IF EXISTS timescaledb CASCADE")
+    conn.execute("CREATE EXTENSION timescaledb")
     conn.execute("SELECT timescaledb_pre_restore()")
