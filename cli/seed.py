@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +19,6 @@ from cli.loadgen.send import PROTOCOLS, SendResult, default_endpoint, send_all
 from cli.progress import Bar
 from cli.settings import CliSettings
 
-PARALLEL_FROM = 20_000  # below this, starting worker processes costs more than it saves
 SHIPPED_PRICING = (
     Path(__file__).resolve().parent.parent / "collector" / "pricing.json",
 )
@@ -53,8 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     otlp.add_argument("--concurrency", type=positive_int, default=4, metavar="N", help="concurrent senders (default 4)")
     otlp.add_argument("--rate", type=float, metavar="SPANS", help="target spans per second (default: as fast as accepted)")
     database = parser.add_argument_group("with --via db")
-    database.add_argument("--jobs", type=positive_int, metavar="J",
-                          help=f"worker processes building and writing (default: 1 below {PARALLEL_FROM:,} spans, else one a core, at most 4)")
+    database.add_argument("--jobs", type=positive_int, default=1, metavar="J",
+                          help="worker processes building and writing (default 1; see bench/seed/RESULTS.md)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_run)
 
@@ -114,7 +112,7 @@ def _seed_db(profile: Profile, sizes: list[int], settings: CliSettings, args: ar
     db.connect(settings.database_url).close()  # a clear error before any worker starts
     with Bar("seeding (db)", profile.count, enabled=False if args.quiet else None) as bar:
         try:
-            return write_all(profile, sizes, settings.database_url, args.jobs or _default_jobs(profile.count), bar.advance)
+            return write_all(profile, sizes, settings.database_url, args.jobs, bar.advance)
         except Exception as exc:  # psycopg's errors, also when raised in a worker process
             if type(exc).__module__.startswith("psycopg"):
                 raise Failure(
@@ -122,12 +120,6 @@ def _seed_db(profile: Profile, sizes: list[int], settings: CliSettings, args: ar
                     "Has `observatory migrate up` run on this database?"
                 ) from None
             raise
-
-
-def _default_jobs(count: int) -> int:
-    # Measured (bench/seed): building and decoding is the bottleneck, so a second process
-    # gains about 1.5x on two cores; more than four rarely pays before PostgreSQL saturates.
-    return 1 if count < PARALLEL_FROM else max(1, min(os.cpu_count() or 1, 4))
 
 
 def _seed_otlp(profile: Profile, sizes: list[int], settings: CliSettings, args: argparse.Namespace) -> tuple[SendResult, Stats]:
