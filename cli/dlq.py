@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import re
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -27,6 +28,7 @@ from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.decode import UndecodableEntry, decode
 
 ENTRY_ID = re.compile(r"^\d+-\d+$")
+REPLAY_PAGE = 100
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -173,19 +175,28 @@ def _shard(keys: StreamKeys, fields: dict[bytes, bytes], entry: StreamEntry) -> 
     return 0
 
 
+async def _selected(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> AsyncIterator[tuple[bytes, dict]]:
+    """The named dead letters, or all of them a page at a time (a large DLQ never sits in memory)."""
+    if entry_ids is not None:
+        for entry_id in entry_ids:
+            for found in await redis.xrange(keys.dlq, min=entry_id, max=entry_id):
+                yield found
+        return
+    start = "-"
+    while page := await redis.xrange(keys.dlq, min=start, count=REPLAY_PAGE):
+        for found in page:
+            yield found
+        start = "(" + page[-1][0].decode()
+
+
 async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> int:
     stream = SpanStream(redis, keys)
-    if entry_ids is None:
-        selected = await redis.xrange(keys.dlq)
-    else:
-        selected = []
-        for entry_id in entry_ids:
-            found = await redis.xrange(keys.dlq, min=entry_id, max=entry_id)
-            if not found:
+    if entry_ids is not None:
+        for entry_id in entry_ids:  # all named ones exist, or nothing moves
+            if not await redis.xrange(keys.dlq, min=entry_id, max=entry_id):
                 raise Failure(f"no dead letter {entry_id} on {keys.dlq}; nothing was replayed")
-            selected += found
     replayed, skipped = 0, []
-    for entry_id, fields in selected:
+    async for entry_id, fields in _selected(redis, keys, entry_ids):
         try:
             entry = StreamEntry.from_fields(fields)
             decode(entry.body)

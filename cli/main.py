@@ -19,6 +19,7 @@ from cli.errors import Failure
 from cli.redisconn import describe as describe_redis
 from cli.settings import CliSettings
 from common.settings import SettingsError, load
+from storage.migrations import MigrationError
 
 COMMANDS = (migrate, seed, reset, backup, health, dlq, up, config)
 
@@ -52,6 +53,8 @@ def run(argv: list[str] | None = None) -> int:
         return _error(f"configuration error: {exc}", 2)
     except Failure as exc:
         return _error(str(exc), exc.exit_code)
+    except MigrationError as exc:  # the engine's messages already say what to do
+        return _error(str(exc), 1)
     except KeyboardInterrupt:
         return _error("interrupted", 130)
     except psycopg.Error as exc:

@@ -86,15 +86,20 @@ def test_replay_puts_the_entry_back_and_a_running_writer_stores_it(
         writer.stop()
 
 
-def test_replay_all_moves_every_entry_and_counts_the_backlog(cli: Cli, redis_client) -> None:  # type: ignore[no-untyped-def]
+def test_replay_all_moves_every_entry_a_page_at_a_time_and_counts_the_backlog(
+    cli: Cli, redis_client, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from cli import dlq
+
+    monkeypatch.setattr(dlq, "REPLAY_PAGE", 2)
     prefix = cli.env["REDIS_KEY_PREFIX"]
-    for seed in (1, 2, 3):
+    for seed in (1, 2, 3, 4, 5):
         dead_letter(prefix, spans=10, seed=seed)
     outcome = cli("dlq", "replay", "--all")
-    assert outcome.code == 0 and "replayed 3 dead letter(s)" in outcome.out
+    assert outcome.code == 0 and "replayed 5 dead letter(s)" in outcome.out
     assert dlq_ids(cli, redis_client) == []
-    assert redis_client.xlen(f"{prefix}otlp:spans:0") == 6  # three originals (acknowledged) and three replays
-    assert redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"30"
+    assert redis_client.xlen(f"{prefix}otlp:spans:0") == 10  # five originals (acknowledged) and five replays
+    assert redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"50"
 
 
 def test_replay_skips_entries_that_would_fail_again(cli: Cli, redis_client) -> None:  # type: ignore[no-untyped-def]
