@@ -27,7 +27,7 @@ def reason(exc: psycopg.Error) -> str:
 
 
 def database_name(dsn: str) -> str:
-    return psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "?"
+    return str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "?")
 
 
 def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
@@ -44,7 +44,7 @@ def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
 
 def ensure_database(dsn: str) -> bool:
     """Create the DSN's database when it does not exist yet; True when it was created."""
-    name = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname")
+    name = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "")
     if not name:
         return False
     maintenance = psycopg.conninfo.make_conninfo(dsn, dbname="postgres")
