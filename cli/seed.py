@@ -103,7 +103,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
         f"seeded {stats.spans:,} spans in {stats.traces:,} traces ({stats.llm_spans:,} LLM calls, "
         f"{stats.error_traces:,} failing, {stats.slow_traces:,} slow, {sum(stats.pii.values()):,} with PII) "
         f"via {args.via} in {seconds:.1f}s ({stats.spans / seconds if seconds else 0:,.0f} spans/s); {note}. "
-        f"Seed {profile.seed}, models from the {source}."
+        f"Seed {profile.seed}; models: {source}."
     )
     return 0
 
@@ -114,12 +114,13 @@ def _seed_db(profile: Profile, sizes: list[int], settings: CliSettings, args: ar
         try:
             return write_all(profile, sizes, settings.database_url, args.jobs, bar.advance)
         except Exception as exc:  # psycopg's errors, also when raised in a worker process
-            if type(exc).__module__.startswith("psycopg"):
-                raise Failure(
-                    f"writing to PostgreSQL at {db.describe(settings.database_url)} failed: {str(exc).strip()}. "
-                    "Has `observatory migrate up` run on this database?"
-                ) from None
-            raise
+            if not type(exc).__module__.startswith("psycopg"):
+                raise
+            hint = ("Has `observatory migrate up` run on this database?" if "does not exist" in str(exc)
+                    else "Spans written before the error stay; rerunning the same command adds only the rest.")
+            raise Failure(
+                f"writing to PostgreSQL at {db.describe(settings.database_url)} failed: {str(exc).strip()}. {hint}"
+            ) from None
 
 
 def _seed_otlp(profile: Profile, sizes: list[int], settings: CliSettings, args: argparse.Namespace) -> tuple[SendResult, Stats]:
