@@ -35,7 +35,8 @@ SERVICE_SETTINGS: dict[str, type] = {
 # Variables a service's settings class reads but its command never uses there.
 UNUSED_BY = {
     "storage": {"DATABASE_URL"},  # admin DSN: only for RUN_MIGRATIONS, off here (migrate runs them)
-    "migrate": {"REDIS_URL"},  # `observatory migrate up` never touches Redis
+    # `observatory migrate up` never touches Redis nor the services
+    "migrate": {"REDIS_URL", "COLLECTOR_READY_URL", "STORAGE_READY_URL", "API_READY_URL"},
 }
 # The test runner's variables are the suite's own (tests/conftest.py), not settings.
 TEST_RUNNER_VARIABLES = {"TEST_ADMIN_DSN", "TEST_REDIS_URL"}
