@@ -51,7 +51,7 @@ class StreamExporter:
             self._backlog_at = now
         if self._backlog >= self.max_queue_size:
             raise Overloaded(
-                f"backlog of {self._backlog} spans not yet stored is over MAX_QUEUE_SIZE={self.max_queue_size}",
+                f"backlog of {self._backlog} spans not yet stored has reached MAX_QUEUE_SIZE={self.max_queue_size}",
                 self.retry_after,
             )
 

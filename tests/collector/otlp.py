@@ -1,0 +1,54 @@
+"""Export requests for collector tests, in protobuf and in OTLP/JSON."""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+
+def make_request(spans: int = 3, service: str = "checkout", attributes: int = 2, trace_id: bytes | None = None) -> ExportTraceServiceRequest:
+    """One resource, one scope, `spans` spans of one trace with a few plain attributes."""
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.append(KeyValue(key="service.name"))
+    resource_spans.resource.attributes[0].value.string_value = service
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "tests.collector"
+    trace_id = trace_id or os.urandom(16)
+    for n in range(spans):
+        span = scope_spans.spans.add(trace_id=trace_id, span_id=os.urandom(8), name=f"step {n}", kind=1 + n % 5)
+        span.start_time_unix_nano = 1_700_000_000_000_000_000 + n
+        span.end_time_unix_nano = span.start_time_unix_nano + 1_000_000
+        for a in range(attributes):
+            kv = span.attributes.add(key=f"attr.{a}")
+            kv.value.int_value = a
+    return request
+
+
+def to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """OTLP/JSON as an SDK writes it: lowerCamelCase, hex ids, enums as integers."""
+    document = MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                _hex_ids(span)
+                for link in span.get("links", []):
+                    _hex_ids(link)
+    return document
+
+
+def _hex_ids(node: dict[str, Any]) -> None:
+    for key in ID_FIELDS:
+        if key in node:
+            node[key] = base64.b64decode(node[key]).hex()
+
+
+def span_ids(request: ExportTraceServiceRequest) -> list[bytes]:
+    return [s.span_id for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
