@@ -1,8 +1,9 @@
 """The last stage: XADD the batch to the span stream(s), or refuse it with a retryable error.
 
 With STREAM_SHARDS > 1 the request is split so that each trace's spans go to the shard
-of its trace id. Before publishing, the backlog of spans not yet written is compared with
-MAX_QUEUE_SIZE: over it, the batch is refused (Overloaded) instead of growing Redis.
+of its trace id. Before a batch is processed (`admit`), the backlog of spans not yet
+written is compared with MAX_QUEUE_SIZE: over it, the batch is refused (Overloaded)
+instead of growing Redis, and before the pipeline spends CPU on it.
 """
 
 from __future__ import annotations
@@ -55,9 +56,15 @@ class StreamExporter:
                 self.retry_after,
             )
 
-    async def export(self, batch: SpanBatch) -> None:
+    async def admit(self) -> None:
+        """Refuse now (Overloaded / Unavailable) if the stream cannot take more spans."""
         try:
             await self._check_backlog()
+        except RedisError as exc:
+            raise Unavailable(f"span stream unavailable: {exc}", self.retry_after) from exc
+
+    async def export(self, batch: SpanBatch) -> None:
+        try:
             for shard, request in self._by_shard(batch.request).items():
                 spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
                 entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)

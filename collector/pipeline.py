@@ -42,6 +42,8 @@ class Processor(Protocol):
 
 
 class Exporter(Protocol):
+    async def admit(self) -> None: ...
+
     async def export(self, batch: SpanBatch) -> None: ...
 
 
@@ -61,6 +63,8 @@ class Pipeline:
         """Run the stages and publish; raises the exporter's Overloaded / Unavailable."""
         received = batch.span_count()
         metrics.SPANS_RECEIVED.labels(batch.protocol).inc(received)
+        if received:
+            await self.exporter.admit()  # refuse before the stages spend CPU on it
         for processor in self.processors:
             batch = processor.process(batch)
         accepted = batch.span_count()
