@@ -26,6 +26,7 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 # bytes fields the OTLP mapping writes as hex, with the length each must decode to.
 HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
@@ -98,6 +99,8 @@ def _field_apply(owner: Descriptor, field: FieldDescriptor) -> Apply:
     name = field.name
     repeated = field.is_repeated
     if field.type == FieldDescriptor.TYPE_MESSAGE:
+        if repeated and field.message_type.full_name == KeyValue.DESCRIPTOR.full_name:
+            return _key_values(name)
         return _repeated_message(name, field.message_type) if repeated else _singular_message(name, field.message_type)
     convert = _converter(owner, field)
     if repeated:
@@ -137,6 +140,51 @@ def _repeated_message(name: str, descriptor: Descriptor) -> Apply:
             except OtlpJsonError as exc:
                 raise exc.within(f"[{index}]") from None
     return apply
+
+
+def _key_values(name: str) -> Apply:
+    """Attribute lists are most of a request: the common shape takes a direct path."""
+    def apply(message: Message, value: Any) -> None:
+        if not isinstance(value, list):
+            raise OtlpJsonError(f"must be an array, got {_kind(value)}")
+        container = getattr(message, name)
+        plan = _plan(KeyValue.DESCRIPTOR)
+        for index, item in enumerate(value):
+            try:
+                if not _simple_key_value(container, item):
+                    if not isinstance(item, dict):
+                        raise OtlpJsonError(f"must be an object, got {_kind(item)}")
+                    _merge(container.add(), item, plan)
+            except OtlpJsonError as exc:
+                raise exc.within(f"[{index}]") from None
+    return apply
+
+
+def _simple_key_value(container: Any, item: Any) -> bool:
+    """Add `{"key": str, "value": {"<scalar>Value": v}}` and say True; False for any other
+    shape (or a value that needs checking), which the generic path then decodes."""
+    if type(item) is not dict or len(item) != 2:
+        return False
+    key, value = item.get("key"), item.get("value")
+    if type(key) is not str or type(value) is not dict or len(value) != 1:
+        return False
+    ((kind, scalar),) = value.items()
+    scalar_type = type(scalar)
+    if kind == "stringValue" and scalar_type is str:
+        container.add(key=key).value.string_value = scalar
+    elif kind == "intValue" and (scalar_type is int or (scalar_type is str and scalar.isascii() and scalar.isdigit())):
+        if scalar_type is str:
+            scalar = int(scalar)
+        if not -(2**63) <= scalar < 2**63:
+            return False
+        container.add(key=key).value.int_value = scalar
+    elif kind == "boolValue" and scalar_type is bool:
+        container.add(key=key).value.bool_value = scalar
+    elif kind == "doubleValue" and (scalar_type is float or scalar_type is int):
+        container.add(key=key).value.double_value = scalar
+    else:
+        return False
+    return True
 
 
 def _each(value: Any, convert: Callable[[Any], Any]) -> list[Any]:

@@ -194,3 +194,30 @@ def test_any_sdk_written_request_decodes_to_the_same_message(trace_id: bytes, na
         for span_doc in document["resourceSpans"][0]["scopeSpans"][0]["spans"]:
             span_doc["traceId"] = span_doc["traceId"].upper()
     assert decode_request(json.dumps(document).encode()) == request
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"intValue": "99999999999999999999"}, "intValue: "),  # over int64
+    ({"intValue": "²"}, "intValue: must be an integer"),  # a digit to str.isdigit, not to int()
+    ({"intValue": True}, "intValue: must be an integer, got a boolean"),
+    ({"stringValue": 5}, "stringValue: must be a string"),
+    ({"doubleValue": "fast"}, "doubleValue: must be a number"),
+])
+def test_attribute_values_are_checked_on_the_fast_path_too(value: dict, message: str) -> None:
+    with pytest.raises(OtlpJsonError) as caught:
+        decoded_span(attributes=[{"key": "ok", "value": {"intValue": 1}}, {"key": "k", "value": value}])
+    assert f"spans[0].attributes[1].value.{message}" in str(caught.value)
+
+
+def test_attributes_of_unusual_shape_take_the_general_path() -> None:
+    span = decoded_span(attributes=[
+        {"value": {"stringValue": "no key"}},
+        {"key": "no value"},
+        {"key": "k", "value": {"stringValue": "s", "extra": 1}},
+        {"key": "neg", "value": {"intValue": "-5"}},
+        {"key": "arr", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+    ])
+    assert [(kv.key, kv.value.WhichOneof("value")) for kv in span.attributes] == [
+        ("", "string_value"), ("no value", None), ("k", "string_value"), ("neg", "int_value"), ("arr", "array_value"),
+    ]
+    assert span.attributes[3].value.int_value == -5
