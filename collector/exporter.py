@@ -65,6 +65,9 @@ class StreamExporter:
 
     async def export(self, batch: SpanBatch) -> None:
         try:
+            # Checked again (from the 50 ms cache) for callers that publish without
+            # admit(), such as tail sampling releasing spans it held.
+            await self._check_backlog()
             for shard, request in self._by_shard(batch.request).items():
                 spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
                 entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)
