@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from collector import metrics
 
@@ -47,11 +47,23 @@ class Exporter(Protocol):
     async def export(self, batch: SpanBatch) -> None: ...
 
 
+EMPTY_RESPONSE = ExportTraceServiceResponse()
+
+
 @dataclass(frozen=True)
 class ExportOutcome:
     accepted: int
     rejected: int
     message: str
+
+    def response(self) -> ExportTraceServiceResponse:
+        """The OTLP answer: empty, or a partial success naming the rejected spans."""
+        if not self.rejected:
+            return EMPTY_RESPONSE
+        response = ExportTraceServiceResponse()
+        response.partial_success.rejected_spans = self.rejected
+        response.partial_success.error_message = self.message
+        return response
 
 
 class Pipeline:

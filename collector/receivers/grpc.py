@@ -30,7 +30,6 @@ from common.logging import get_logger
 log = get_logger("collector.grpc")
 PROTOCOL = "grpc"
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
-EMPTY_RESPONSE = trace_service_pb2.ExportTraceServiceResponse()
 
 
 def _abort_status(code: int, message: str, retry_after: int | None = None) -> grpc.Status:
@@ -77,12 +76,7 @@ class TraceService:
             log.exception("export failed inside the pipeline")
             await _abort(context, _abort_status(code_pb2.INTERNAL, "internal error while processing the export request"))
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
-        if not outcome.rejected:
-            return EMPTY_RESPONSE
-        response = trace_service_pb2.ExportTraceServiceResponse()
-        response.partial_success.rejected_spans = outcome.rejected
-        response.partial_success.error_message = outcome.message
-        return response
+        return outcome.response()
 
 
 async def _abort(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:

@@ -20,7 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector import metrics
 from collector.exporter import Overloaded, Refused
-from collector.pipeline import ExportOutcome, Pipeline, SpanBatch
+from collector.pipeline import Pipeline, SpanBatch
 from collector.receivers.body import BodyError, read_body
 from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message
 from common.logging import get_logger
@@ -46,7 +46,6 @@ def _decode_protobuf(body: bytearray) -> trace_service_pb2.ExportTraceServiceReq
 PROTOBUF = Codec("application/x-protobuf", _decode_protobuf, lambda message: message.SerializeToString())
 JSON = Codec("application/json", decode_request, encode_message)
 CODECS = {PROTOBUF.media_type: PROTOBUF, JSON.media_type: JSON}
-EMPTY_RESPONSE = trace_service_pb2.ExportTraceServiceResponse()
 
 
 def _status(codec: Codec, http_status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -109,16 +108,7 @@ class TraceReceiver:
             log.exception("export failed inside the pipeline")
             return _status(codec, 500, code_pb2.INTERNAL, "internal error while processing the export request")
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
-        return web.Response(body=codec.encode(_response(outcome)), content_type=codec.media_type)
-
-
-def _response(outcome: ExportOutcome) -> trace_service_pb2.ExportTraceServiceResponse:
-    if not outcome.rejected:
-        return EMPTY_RESPONSE
-    response = trace_service_pb2.ExportTraceServiceResponse()
-    response.partial_success.rejected_spans = outcome.rejected
-    response.partial_success.error_message = outcome.message
-    return response
+        return web.Response(body=codec.encode(outcome.response()), content_type=codec.media_type)
 
 
 def make_app(pipeline: Pipeline, max_body_bytes: int) -> web.Application:
