@@ -13,7 +13,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from collector.exporter import StreamExporter

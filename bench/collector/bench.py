@@ -15,7 +15,8 @@ on a loaded machine:
 
 Redis is a private redis-server on a free port (the stream is trimmed as it grows), so a
 run neither fills nor disturbs a shared Redis. `--redaction on|off` sets
-ENABLE_PII_DETECTION for build_pipeline; the stages actually present are printed.
+ENABLE_PII_DETECTION and `--cost on|off` ENABLE_COST_CALCULATION for build_pipeline; the
+stages actually present are printed.
 
     .venv/bin/python bench/collector/bench.py --mode pipeline --redaction off
     .venv/bin/python bench/collector/bench.py --mode server --protocol grpc --redaction on
@@ -46,6 +47,7 @@ from redis.asyncio import Redis  # noqa: E402
 from bench.collector.workload import export_request  # noqa: E402
 from collector.app import build_pipeline  # noqa: E402
 from collector.pipeline import SpanBatch  # noqa: E402
+from collector.receivers.otlp_json import encode_request  # noqa: E402
 from collector.settings import CollectorSettings  # noqa: E402
 from common.settings import load  # noqa: E402
 from common.stream import SpanStream, StreamEntry, StreamKeys  # noqa: E402
@@ -91,10 +93,11 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def collector_environ(redis_url: str, redaction: str, **extra: str) -> dict[str, str]:
+def collector_environ(redis_url: str, args: argparse.Namespace, **extra: str) -> dict[str, str]:
     return {
-        "REDIS_URL": redis_url, "MAX_QUEUE_SIZE": str(10**15), "ENABLE_PII_DETECTION": "true" if redaction == "on" else "false",
-        "ENABLE_SAMPLING": "false", "LOG_LEVEL": "warning", "OBSERVATORY_ENV_FILE": "/nonexistent", **extra,
+        "REDIS_URL": redis_url, "MAX_QUEUE_SIZE": str(10**15), "ENABLE_SAMPLING": "false",
+        "ENABLE_PII_DETECTION": "true" if args.redaction == "on" else "false",
+        "ENABLE_COST_CALCULATION": "true" if args.cost == "on" else "false", "LOG_LEVEL": "warning", "OBSERVATORY_ENV_FILE": "/nonexistent", **extra,
     }
 
 
@@ -138,7 +141,7 @@ def rate(spans: int, seconds: float) -> float:
 
 
 async def bench_pipeline(args: argparse.Namespace, redis_url: str, bodies: list[bytes], spans_per_request: int) -> dict:
-    settings = load(CollectorSettings, collector_environ(redis_url, args.redaction))
+    settings = load(CollectorSettings, collector_environ(redis_url, args))
     redis = Redis.from_url(redis_url)
     stream = SpanStream(redis, StreamKeys())
     pipeline = build_pipeline(settings, stream)
@@ -184,7 +187,7 @@ async def bench_server(args: argparse.Namespace, redis_url: str, bodies: list[by
 
     grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
     env = {**os.environ, **collector_environ(
-        redis_url, args.redaction, COLLECTOR_HOST="127.0.0.1", METRICS_HOST="127.0.0.1", COLLECTOR_WORKERS="1",
+        redis_url, args, COLLECTOR_HOST="127.0.0.1", METRICS_HOST="127.0.0.1", COLLECTOR_WORKERS="1",
         COLLECTOR_OTLP_GRPC_PORT=str(grpc_port), COLLECTOR_OTLP_HTTP_PORT=str(http_port), COLLECTOR_METRICS_PORT=str(metrics_port),
         COLLECTOR_GRPC_MAX_RECV_BYTES=str(64 * 1024 * 1024), COLLECTOR_HTTP_MAX_BODY_BYTES=str(64 * 1024 * 1024),
     ), "PYTHONPATH": str(ROOT)}
@@ -203,7 +206,7 @@ async def bench_server(args: argparse.Namespace, redis_url: str, bodies: list[by
             url = f"http://127.0.0.1:{http_port}/v1/traces"
             headers = {"Content-Type": f"application/{'json' if args.encoding == 'json' else 'x-protobuf'}"}
             if args.encoding == "json":
-                bodies = [otlp_json(body) for body in bodies]
+                bodies = [encode_request(ExportTraceServiceRequest.FromString(body)) for body in bodies]
 
             async def send(body: bytes) -> None:
                 async with session.post(url, data=body, headers=headers) as response:
@@ -228,21 +231,6 @@ async def bench_server(args: argparse.Namespace, redis_url: str, bodies: list[by
         proc.terminate()
         proc.wait(30)
     return {"server": median(runs)}
-
-
-def otlp_json(body: bytes) -> bytes:
-    """The same request as an SDK writes OTLP/JSON: lowerCamelCase keys, hex ids."""
-    import base64
-
-    from google.protobuf.json_format import MessageToDict
-
-    document = MessageToDict(ExportTraceServiceRequest.FromString(body), use_integers_for_enums=True)
-    for resource_spans in document["resourceSpans"]:
-        for scope_spans in resource_spans["scopeSpans"]:
-            for span in scope_spans["spans"]:
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    span[key] = base64.b64decode(span[key]).hex()
-    return json.dumps(document).encode()
 
 
 async def _wait_ready(metrics_port: int, proc: subprocess.Popen) -> None:
@@ -270,7 +258,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     try:
         await redis.wait()
         report = {
-            "mode": args.mode, "redaction": args.redaction, "requests": args.requests, "concurrency": args.concurrency,
+            "mode": args.mode, "redaction": args.redaction, "cost": args.cost, "requests": args.requests, "concurrency": args.concurrency,
             "spans_per_request": args.spans_per_request, "bytes_per_span": round(sum(map(len, bodies)) / len(bodies) / args.spans_per_request),
             "attributes_per_span": len(requests[0].resource_spans[0].scope_spans[0].spans[0].attributes),
         }
@@ -289,6 +277,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="server mode: how to send")
     parser.add_argument("--encoding", choices=("protobuf", "json"), default="protobuf", help="server mode over http: the body's encoding")
     parser.add_argument("--redaction", choices=("on", "off"), default="off")
+    parser.add_argument("--cost", choices=("on", "off"), default="on", help="ENABLE_COST_CALCULATION (on is the default setting)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans-per-request", type=int, default=512, help="the OpenTelemetry SDKs' default batch")
     parser.add_argument("--concurrency", type=int, default=4)

@@ -67,6 +67,19 @@ def encode_message(message: Message) -> bytes:
     return orjson.dumps(MessageToDict(message, preserving_proto_field_name=False))
 
 
+def encode_request(request: ExportTraceServiceRequest) -> bytes:
+    """A request as an SDK writes OTLP/JSON (hex ids, enums as integers); for tools and tests."""
+    document = MessageToDict(request, use_integers_for_enums=True)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for node in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in node:
+                            node[key] = base64.b64decode(node[key]).hex()
+    return orjson.dumps(document)
+
+
 # --- the decoder ----------------------------------------------------------------------
 
 Apply = Callable[[Message, Any], None]

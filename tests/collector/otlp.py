@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
+import json
 import os
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+from collector.receivers.otlp_json import encode_request
 
 
 def make_request(spans: int = 3, service: str = "checkout", attributes: int = 2, trace_id: bytes | None = None) -> ExportTraceServiceRequest:
@@ -34,20 +33,7 @@ def make_request(spans: int = 3, service: str = "checkout", attributes: int = 2,
 
 def to_json(request: ExportTraceServiceRequest) -> dict[str, Any]:
     """OTLP/JSON as an SDK writes it: lowerCamelCase, hex ids, enums as integers."""
-    document = MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                _hex_ids(span)
-                for link in span.get("links", []):
-                    _hex_ids(link)
-    return document
-
-
-def _hex_ids(node: dict[str, Any]) -> None:
-    for key in ID_FIELDS:
-        if key in node:
-            node[key] = base64.b64decode(node[key]).hex()
+    return json.loads(encode_request(request))
 
 
 def span_ids(request: ExportTraceServiceRequest) -> list[bytes]:

@@ -9,7 +9,6 @@ from pathlib import Path
 import grpc
 import pytest
 import redis as redis_sync
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 
 from common.stream import StreamKeys
 from tests.collector.otlp import make_request

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message
+from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message, encode_request
 from tests.collector.otlp import make_request, to_json
 
 TRACE = "5b8efff798038103d269b633813fc60c"
@@ -159,6 +159,17 @@ def test_base64_bytes_values_in_both_alphabets_with_or_without_padding() -> None
         {"key": "url", "value": {"bytesValue": "-_8"}},
     ])
     assert [kv.value.bytes_value for kv in span.attributes] == [b"\xfb\xff", b"\xfb\xff"]
+
+
+def test_requests_are_encoded_with_hex_ids_and_integer_enums() -> None:
+    request = make_request(spans=1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.parent_span_id = bytes(range(8))
+    span.links.add(trace_id=bytes(range(16)), span_id=bytes(range(8, 16)))
+    written = json.loads(encode_request(request))["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    assert (written["traceId"], written["spanId"], written["parentSpanId"]) == (span.trace_id.hex(), span.span_id.hex(), "0001020304050607")
+    assert written["links"][0] == {"traceId": bytes(range(16)).hex(), "spanId": "08090a0b0c0d0e0f"}
+    assert written["kind"] == span.kind and written["startTimeUnixNano"] == str(span.start_time_unix_nano)
 
 
 def test_answers_are_lower_camel_case_with_int64_as_strings() -> None:

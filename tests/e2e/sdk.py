@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import gzip as gzip_module
-import json
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf.json_format import MessageToDict
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
 
@@ -21,6 +18,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from collector.receivers.otlp_json import encode_request
 
 
 @dataclass
@@ -46,14 +45,7 @@ class JsonHttpExporter(SpanExporter):
         self.gzip = gzip
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        document = MessageToDict(encode_spans(spans), use_integers_for_enums=True)
-        for resource_spans in document.get("resourceSpans", []):
-            for scope_spans in resource_spans.get("scopeSpans", []):
-                for span in scope_spans.get("spans", []):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in span:
-                            span[key] = base64.b64decode(span[key]).hex()
-        body = json.dumps(document).encode()
+        body = encode_request(encode_spans(spans))
         headers = {"Content-Type": "application/json"}
         if self.gzip:
             body, headers["Content-Encoding"] = gzip_module.compress(body), "gzip"
