@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import redis as redis_sync
 from common.stream import StreamKeys
 from tests.collector.otlp import make_request
 from tests.collector.process import CollectorProcess, collector_process
-from tests.support import wait_for
+from tests.support import http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,6 +51,8 @@ def workers(redis_prefix: str, tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_workers_share_the_ports_and_metrics_add_up(workers: CollectorProcess, redis_prefix: str, redis_client: redis_sync.Redis) -> None:
     first = workers.children()
     assert len(first) == 2
+    status, body = http_get(f"http://127.0.0.1:{workers.service.metrics_port}/ready")
+    assert status == 200 and json.loads(body)["checks"] == {"redis": "ok", "workers": "ok"}
     send(workers, 30, spans=5)
     assert workers.service.metric("observatory_collector_spans_accepted_total", 'protocol="http"') == 150
     # A worker that dies is replaced, and what it counted still counts.
