@@ -22,7 +22,7 @@ from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ops_app, start_site
+from common.ops import ReadyCheck, ops_app, start_site
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -43,7 +43,7 @@ def make_redis(settings: CollectorSettings) -> Redis:
     )
 
 
-def redis_check(redis: Redis):  # type: ignore[no-untyped-def]
+def redis_check(redis: Redis) -> ReadyCheck:
     async def check() -> str | None:
         await redis.ping()
         return None
