@@ -89,6 +89,11 @@ def _int(value: Any) -> int | None:
     return number
 
 
+# Public names for stages that read a few concepts lazily instead of calling extract().
+as_text = _text
+as_count = _int
+
+
 def _money(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None

@@ -55,6 +55,30 @@ def compute(fields: genai.LlmFields, entry: ModelPrice, convention: str) -> Cost
     return Cost(input_cost, output_cost)
 
 
+def _read(facts: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    """The first of `keys` present with a non-empty value, as genai.extract picks it."""
+    for key in keys:
+        value = facts.get(key)
+        if value is not None:
+            python = any_value(value)
+            if python is not None and python != "":
+                return python
+    return None
+
+
+def _usage(facts: dict[str, Any]) -> genai.LlmFields:
+    """The fields pricing needs, by the cross-walk's precedence (common/genai.py)."""
+    return genai.LlmFields(
+        provider=genai.as_text(_read(facts, genai.PROVIDER)),
+        request_model=genai.as_text(_read(facts, genai.REQUEST_MODEL)),
+        response_model=genai.as_text(_read(facts, genai.RESPONSE_MODEL)),
+        input_tokens=genai.as_count(_read(facts, genai.INPUT_TOKENS)),
+        output_tokens=genai.as_count(_read(facts, genai.OUTPUT_TOKENS)),
+        cache_read_tokens=genai.as_count(_read(facts, genai.CACHE_READ_TOKENS)),
+        cache_write_tokens=genai.as_count(_read(facts, genai.CACHE_WRITE_TOKENS)),
+    )
+
+
 class CostCalculator:
     name = "cost"
 
@@ -86,18 +110,19 @@ class CostCalculator:
 
     def _span(self, span: Any) -> str | None:
         """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
-        facts: dict[str, Any] = {}
+        facts: dict[str, Any] = {}  # key → AnyValue, converted only when read (the hot path)
         for kv in span.attributes:
             key = kv.key
             if key in LLM_KEYS:
-                facts[key] = any_value(kv.value)
+                facts[key] = kv.value
         if not facts:
             return None
-        fields = genai.extract(facts)
+        fields = _usage(facts)
         if not fields.is_llm:
             return None
-        if any(facts.get(key) not in (None, "") for key in COST_KEYS):
-            return "sdk_cost"
+        for key in COST_KEYS:
+            if _read(facts, (key,)) is not None:
+                return "sdk_cost"
         if fields.input_tokens is None and fields.output_tokens is None:
             return "no_tokens"
         model = fields.response_model or fields.request_model
