@@ -31,3 +31,7 @@ DECODE_SECONDS = Histogram(
 BACKLOG_SPANS = Gauge("observatory_storage_backlog_spans", "Spans in the streams not yet acknowledged (all shards)")
 STREAM_PENDING = Gauge("observatory_storage_stream_pending_entries", "Entries delivered to the group and not yet acknowledged", ["stream"])
 STREAM_LAG = Gauge("observatory_storage_stream_lag_entries", "Entries in the stream not yet delivered to the group", ["stream"])
+SLOW_PATH_BATCHES = Counter(
+    "observatory_storage_slow_path_batches_total",
+    "Batches that held an already-stored span (a redelivery) and went through staging + ON CONFLICT",
+)

@@ -124,3 +124,13 @@ async def test_the_readonly_role_reads_rollups_and_cannot_write_them(fresh_datab
         assert (await fetch(conn, "SELECT sum(span_count) FROM span_rollups_1m")) == [(2,)]
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             await conn.execute("DELETE FROM span_rollups_1m")
+
+
+async def test_a_batch_mixing_stored_and_new_spans_inserts_only_the_new(writer: SpanWriter) -> None:
+    stored = request(trace_ids(4))
+    await writer.write(decode(stored.SerializeToString()))
+    mixed = request(trace_ids(3))
+    mixed.resource_spans.extend(stored.resource_spans)  # the fast COPY hits a unique violation
+    assert await writer.write(decode(mixed.SerializeToString())) == 9
+    counts = await fetch(writer.conn, "SELECT (SELECT count(*) FROM spans), (SELECT sum(span_count) FROM span_rollups_1m)")
+    assert counts == [(21, 21)]
