@@ -77,6 +77,12 @@ class Publisher:
         )
 
 
+def publish_traces(publisher: Publisher, entries: int, traces_per_entry: int = 10) -> int:
+    for _ in range(entries):
+        publisher.publish(request(trace_ids(traces_per_entry)))
+    return entries * traces_per_entry * 3
+
+
 def span_counts(dsn: str) -> tuple[int, int]:
     """(rows, distinct span keys) in spans."""
     with psycopg.connect(dsn) as conn:

@@ -16,7 +16,7 @@ import redis as redis_sync
 
 from common.stream import StreamKeys
 from tests.conftest import Database
-from tests.storage.support import Publisher, pending, request, span_counts, trace_ids, writer_process
+from tests.storage.support import Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
 from tests.support import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +28,6 @@ def started() -> Iterator[list[ServiceProcess]]:
     yield processes
     for process in processes:
         process.kill()
-
-
-def publish_traces(publisher: Publisher, entries: int, traces_per_entry: int = 10) -> int:
-    for _ in range(entries):
-        publisher.publish(request(trace_ids(traces_per_entry)))
-    return entries * traces_per_entry * 3
 
 
 def rollup_total(dsn: str) -> int:
