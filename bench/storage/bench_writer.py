@@ -6,9 +6,10 @@
 2. ceiling: one binary COPY of the already-decoded rows straight into `spans` (no decode,
    no rollups, no Redis, one transaction), timed alone;
 3. truncates, publishes the same spans as stream entries to Redis (not timed), runs the real
-   StorageWriter loop (XREADGROUP → decode → COPY → INSERT … ON CONFLICT + rollups → XACK)
-   and times it from start to the last ack;
-4. prints both rates and their ratio, then drops the database and the Redis keys.
+   StorageWriter loop (XREADGROUP → decode → COPY → rollups → commit → XACK) and times it
+   from start to the last ack;
+4. repeats 2-3 `--rounds` times, printing both rates and their ratio each round and the
+   median ratio, then drops the database and the Redis keys.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import time
 import uuid
 
@@ -43,9 +45,11 @@ def _kv(key: str, value: str | int) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def make_bodies(spans: int, per_entry: int) -> list[bytes]:
-    """Entries of `per_entry` spans, ~1 KB of attributes each, a third of them LLM calls."""
+def make_bodies(spans: int, per_entry: int, spread_s: float = 0.0) -> list[bytes]:
+    """Entries of `per_entry` spans, ~1 KB of attributes each, a third of them LLM calls, one in
+    fifty an error, start times spread evenly over the last `spread_s` seconds."""
     bodies, now = [], time.time_ns()
+    step = max(1000, int(spread_s * 1e9 / max(spans, 1)))
     for first in range(0, spans, per_entry):
         req = ExportTraceServiceRequest()
         rs = req.resource_spans.add()
@@ -54,9 +58,10 @@ def make_bodies(spans: int, per_entry: int) -> list[bytes]:
         scope = rs.scope_spans.add()
         trace = os.urandom(16)
         for n in range(min(per_entry, spans - first)):
-            start = now - (first + n) * 1000
+            start = now - (first + n) * step
             span = scope.spans.add(trace_id=trace, span_id=os.urandom(8), name=f"op-{n % 13}",
                                    start_time_unix_nano=start, end_time_unix_nano=start + 2_500_000, kind=n % 5)
+            span.status.code = 2 if (first + n) % 50 == 0 else 0
             span.attributes.extend([_kv("http.route", f"/api/v1/items/{n % 50}"), _kv("gen_ai.prompt.0.content", PROMPT),
                                     _kv("user.id", f"user-{n % 1000}"), _kv("request.id", os.urandom(8).hex())])
             if n % 3 == 0:
@@ -101,8 +106,20 @@ async def through_writer(settings: StorageSettings, bodies: list[bytes], spans: 
     elapsed = time.perf_counter() - began
     writer.stopping.set()
     await run
+    await redis.delete(keys.stream(0), keys.backlog(0))  # ~1.3 KB a span: do not leave it in a shared Redis
     await redis.aclose()
     return elapsed
+
+
+def truncate(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE spans, span_events, span_links, span_rollups_1m")
+
+
+def count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM spans").fetchone()
+    return int(row[0]) if row else 0
 
 
 def main() -> None:
@@ -111,7 +128,8 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--per-entry", type=int, default=100, help="spans per stream entry (one export request)")
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=1000, help="BATCH_SIZE of the writer (its default)")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling and writer runs, alternated")
     parser.add_argument("--gin", action="store_true", help="add a GIN jsonb_path_ops index on spans.attributes")
     parser.add_argument("--no-secondary-indexes", action="store_true", help="drop every index but the primary key")
     args = parser.parse_args()
@@ -130,23 +148,27 @@ def main() -> None:
             if args.gin:
                 conn.execute("CREATE INDEX spans_attributes ON spans USING gin (attributes jsonb_path_ops)")
         bodies = make_bodies(args.spans, args.per_entry)
-        rows, copy_s = ceiling(dsn, bodies)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("TRUNCATE spans, span_rollups_1m")
         settings = load(StorageSettings, {
             "DATABASE_APP_URL": dsn, "REDIS_URL": args.redis_url, "REDIS_KEY_PREFIX": prefix,
             "BATCH_SIZE": str(args.batch_size), "FLUSH_INTERVAL": "0.2", "LOG_LEVEL": "warning",
         })
-        writer_s = asyncio.run(through_writer(settings, bodies, rows))
-        with psycopg.connect(dsn) as conn:
-            stored = conn.execute("SELECT count(*) FROM spans").fetchone()
-        assert stored == (rows,), f"writer stored {stored} of {rows} rows"
-        ceiling_rate, writer_rate = rows / copy_s, rows / writer_s
         indexes = "pk only" if args.no_secondary_indexes else "pk + 4 btree"
-        print(f"spans={rows} indexes={indexes}{' + GIN jsonb_path_ops' if args.gin else ''} batch={args.batch_size}")
-        print(f"raw COPY ceiling: {ceiling_rate:,.0f} rows/s ({copy_s:.2f}s)")
-        print(f"writer:           {writer_rate:,.0f} spans/s ({writer_s:.2f}s)")
-        print(f"writer / ceiling: {writer_rate / ceiling_rate:.0%}")
+        print(f"spans={args.spans} indexes={indexes}{' + GIN jsonb_path_ops' if args.gin else ''} "
+              f"batch={args.batch_size} load={os.getloadavg()[0]:.1f}")
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            # Alternate the two so that a change in the machine's load hits both alike.
+            rows, copy_s = ceiling(dsn, bodies)
+            truncate(dsn)
+            writer_s = asyncio.run(through_writer(settings, bodies, rows))
+            stored = count(dsn)
+            assert stored == rows, f"writer stored {stored} of {rows} rows"
+            truncate(dsn)
+            ceiling_rate, writer_rate = rows / copy_s, rows / writer_s
+            ratios.append(writer_rate / ceiling_rate)
+            print(f"round {round_}: raw COPY {ceiling_rate:>8,.0f} rows/s   writer {writer_rate:>8,.0f} spans/s   "
+                  f"writer/COPY {writer_rate / ceiling_rate:4.0%}")
+        print(f"median writer/COPY: {statistics.median(ratios):.0%}")
     finally:
         with psycopg.connect(args.admin_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

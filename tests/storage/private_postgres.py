@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -44,6 +45,8 @@ def private_postgres() -> PrivatePostgres:
     """initdb + start; the caller stops it and removes `data.parent`."""
     if not (BIN / "initdb").exists() or shutil.which("runuser") is None:
         pytest.skip(f"needs {BIN}/initdb and runuser to run a private PostgreSQL")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run initdb/pg_ctl as the postgres user (runuser)")
     # Not under pytest's tmp_path: the postgres user cannot enter root's private folders.
     home = Path(tempfile.mkdtemp(prefix="obs-private-pg-"))
     data = home / "pgdata"
