@@ -5,16 +5,33 @@
 -- not set here: `observatory migrate` sets them from DATABASE_APP_URL and
 -- DATABASE_READONLY_URL when those carry one.
 
+-- Several databases of one cluster may be migrated at once (test runs, tenants): roles and
+-- role settings live in shared catalogs, so each change is made only when missing; a
+-- migrator that still meets "tuple concurrently updated" runs the migration again
+-- (storage/migrations.py).
 DO $$
+DECLARE
+    role text;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'observatory_app') THEN
-        CREATE ROLE observatory_app LOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'observatory_readonly') THEN
-        CREATE ROLE observatory_readonly LOGIN;
+    FOREACH role IN ARRAY ARRAY['observatory_app', 'observatory_readonly'] LOOP
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = role) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I LOGIN', role);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- a concurrent migration created it
+            END;
+        END IF;
+    END LOOP;
+    -- Belt and braces: even a statement that slips past the API's grants cannot write.
+    IF NOT EXISTS (
+        SELECT FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+        WHERE r.rolname = 'observatory_readonly' AND s.setdatabase = 0
+          AND 'default_transaction_read_only=on' = ANY (s.setconfig)) THEN
+        ALTER ROLE observatory_readonly SET default_transaction_read_only = on;
     END IF;
 END
 $$;
+
 -- TimescaleDB is used when the server preloads it: an extension merely installed on disk
 -- cannot be created (CREATE EXTENSION fails unless it is in shared_preload_libraries).
 DO $$
@@ -119,6 +136,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %I RENAME TO %I', t, t || '_shape');
             EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING ALL)', t, t || '_shape');
             EXECUTE format('DROP TABLE %I', t || '_shape');
+            -- LIKE named the copied key after the shape's (t_pkey1); give it its usual name.
+            EXECUTE format('ALTER TABLE %I RENAME CONSTRAINT %I TO %I', t,
+                           (SELECT conname FROM pg_constraint WHERE conrelid = t::regclass AND contype = 'p'),
+                           t || '_pkey');
             PERFORM create_hypertable(
                 t::regclass, by_range(CASE t WHEN 'spans' THEN 'start_time' ELSE 'span_start_time' END,
                                       interval '1 day'),

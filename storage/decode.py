@@ -78,8 +78,11 @@ class Rows:
             self.max_start_ns = ns if self.max_start_ns is None else max(self.max_start_ns, ns)
 
 
-def _json(value: dict[str, Any]) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+def _json(value: dict[str, Any]) -> bytes:
+    """A JSON document as UTF-8 bytes, which is what COPY sends: no str round trip."""
+    doc = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    # jsonb cannot hold \u0000; it would fail the whole batch.
+    return doc.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in doc else doc
 
 
 def _text(value: str) -> str | None:
@@ -94,9 +97,6 @@ def pg_micros(ns: int) -> int:
     PostgreSQL would keep them."""
     return ns // 1000 - PG_EPOCH_US
 
-
-def _strip_nul(doc: str) -> str:
-    return doc.replace("\\u0000", "\\ufffd") if "\\u0000" in doc else doc
 
 
 def _attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
         resource = _attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
         service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
-        resource_json = _strip_nul(_json(resource))
+        resource_json = _json(resource)
         for scope_spans in resource_spans.scope_spans:
             scope_name = _text(scope_spans.scope.name)
             scope_version = _text(scope_spans.scope.version)
@@ -161,7 +161,7 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                     llm.provider, llm.operation, llm.request_model, llm.response_model,
                     llm.input_tokens, llm.output_tokens, llm.total_tokens, llm.cache_read_tokens,
                     llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
-                    llm.cost_total_usd, resource_json, _strip_nul(_json(attrs)), span.dropped_attributes_count,
+                    llm.cost_total_usd, resource_json, _json(attrs), span.dropped_attributes_count,
                     span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
                 ))
                 if span.events:
@@ -177,7 +177,7 @@ def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, sta
     for index, event in enumerate(events):
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
-            _text(event.name) or "", _strip_nul(_json(_attributes(event.attributes))), event.dropped_attributes_count,
+            _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,
         ))
 
 
@@ -186,5 +186,5 @@ def _link_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, star
     for index, link in enumerate(links):
         out.append((
             trace_id, span_id, start_time, index, link.trace_id, link.span_id, _text(link.trace_state),
-            link.flags, _strip_nul(_json(_attributes(link.attributes))), link.dropped_attributes_count,
+            link.flags, _json(_attributes(link.attributes)), link.dropped_attributes_count,
         ))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "migrations"
+CONCURRENT_UPDATE_RETRIES = 5
 LOCK_KEY = 7_244_105_018_264_113  # any constant; names the migration lock in pg_locks
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
 
@@ -117,14 +119,28 @@ class Migrator:
         for migration in self.migrations:
             if migration.version in applied or (to is not None and migration.version > to):
                 continue
-            with self.conn.transaction():
-                self.conn.execute(migration.up_sql)  # type: ignore[arg-type]
-                self.conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (migration.version, migration.name, migration.checksum),
-                )
+            self._apply(migration.up_sql, "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, migration.checksum))
             done.append(migration)
         return done
+
+    def _apply(self, script: str, record: str, params: tuple[object, ...]) -> None:
+        """Run a migration script and its ledger change in one transaction.
+
+        Roles and role settings live in catalogs shared by every database of the cluster, so
+        migrating two databases at once can fail with "tuple concurrently updated"; the
+        transaction rolled back whole, so it is simply run again.
+        """
+        for attempt in range(1, CONCURRENT_UPDATE_RETRIES + 1):
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(script)  # type: ignore[arg-type]
+                    self.conn.execute(record, params)  # type: ignore[arg-type]
+                return
+            except psycopg.errors.InternalError_ as exc:
+                if "concurrently updated" not in str(exc) or attempt == CONCURRENT_UPDATE_RETRIES:
+                    raise
+                time.sleep(0.05 * attempt)
 
     def down(self, steps: int = 1) -> list[Migration]:
         self.check_unchanged()
@@ -137,9 +153,8 @@ class Migrator:
                 continue
             if migration.down_path is None:
                 raise MigrationError(f"{migration.version:04d}_{migration.name} has no down file")
-            with self.conn.transaction():
-                self.conn.execute(migration.down_path.read_text())  # type: ignore[arg-type]
-                self.conn.execute("DELETE FROM schema_migrations WHERE version = %s", (migration.version,))
+            self._apply(migration.down_path.read_text(), "DELETE FROM schema_migrations WHERE version = %s",
+                        (migration.version,))
             undone.append(migration)
         return undone
 

@@ -63,16 +63,16 @@ class TimestamptzMicrosDumper(Dumper):
 
 
 class JsonbTextDumper(Dumper):
-    """Binary jsonb from a str that already holds a JSON document (decode made it with orjson).
+    """Binary jsonb from bytes that already hold a JSON document (decode made them with orjson).
 
-    psycopg's own jsonb dumper would serialise the str again, storing a JSON string.
+    psycopg's own jsonb dumper would serialise the value again, storing a JSON string.
     Registered by oid only, so it applies where COPY's set_types says jsonb.
     """
 
     format = Format.BINARY
 
-    def dump(self, obj: str) -> bytes:
-        return b"\x01" + obj.encode()  # jsonb's binary format: version 1, then the text
+    def dump(self, obj: bytes) -> bytes:
+        return b"\x01" + obj  # jsonb's binary format: version 1, then the text
 
 
 def register_copy_dumpers(conn: psycopg.AsyncConnection | psycopg.Connection) -> None:

@@ -18,8 +18,8 @@ import uuid
 import psycopg
 from psycopg import sql
 
-from bench.storage.bench_writer import make_bodies
-from storage.decode import SPAN_COLUMNS, SPAN_TYPES, decode
+from bench.storage.bench_writer import copy_spans, make_bodies
+from storage.decode import decode
 from storage.migrations import Migrator
 from storage.writer import register_copy_dumpers
 
@@ -46,16 +46,6 @@ QUERIES = {
     "attribute, no match, 24 h": "SELECT * FROM spans WHERE attributes @> '{\"user.id\": \"nobody\"}' "
                                  "ORDER BY start_time DESC LIMIT 100",
 }
-
-
-def copy_rows(conn: psycopg.Connection, rows: list[tuple]) -> float:
-    began = time.perf_counter()
-    with conn.cursor() as cur, cur.copy(f"COPY spans ({', '.join(SPAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(list(SPAN_TYPES))
-        for row in rows:
-            copy.write_row(row)
-    conn.commit()
-    return time.perf_counter() - began
 
 
 def time_queries(conn: psycopg.Connection, trace: bytes) -> dict[str, float]:
@@ -96,7 +86,7 @@ def main() -> None:
                 for ddl in setup:
                     conn.execute(ddl)
                 conn.commit()
-                rates[label] = len(rows) / copy_rows(conn, rows)
+                rates[label] = len(rows) / copy_spans(conn, rows)
                 if label == "pk + 4 btree":
                     btree_q = time_queries(conn, rows[len(rows) // 2][0])
             gin_q = time_queries(conn, rows[len(rows) // 2][0])

@@ -78,13 +78,18 @@ def ceiling(dsn: str, bodies: list[bytes]) -> tuple[int, float]:
         register_copy_dumpers(conn)
         conn.execute("SELECT observatory_ensure_partitions(current_date - 1, current_date + 1)")
         conn.commit()
-        began = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY spans ({', '.join(SPAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(list(SPAN_TYPES))
-            for row in rows:
-                copy.write_row(row)
-        conn.commit()
-        return len(rows), time.perf_counter() - began
+        return len(rows), copy_spans(conn, rows)
+
+
+def copy_spans(conn: psycopg.Connection, rows: list[tuple]) -> float:
+    """Seconds to COPY the rows into spans and commit."""
+    began = time.perf_counter()
+    with conn.cursor() as cur, cur.copy(f"COPY spans ({', '.join(SPAN_COLUMNS)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(list(SPAN_TYPES))
+        for row in rows:
+            copy.write_row(row)
+    conn.commit()
+    return time.perf_counter() - began
 
 
 async def through_writer(settings: StorageSettings, bodies: list[bytes], spans: int) -> float:

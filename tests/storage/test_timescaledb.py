@@ -7,19 +7,16 @@ timescaledb) and skips, saying why, when that server does not answer or lacks th
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from storage.decode import decode
 from storage.maintenance import maintain
-from storage.migrations import Migrator
 from storage.settings import RetentionSettings
 from storage.writer import SpanWriter
-from tests.conftest import Database
+from tests.conftest import Database, create_database, drop_database
 from tests.storage.support import NOW_NS, request, trace_ids
 
 pytestmark = pytest.mark.timescaledb
@@ -43,16 +40,9 @@ def tsdb() -> Iterator[Database]:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
-    name = f"obs_tsdb_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(TIMESCALE_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin = psycopg.conninfo.make_conninfo(TIMESCALE_DSN, dbname=name)
-    with psycopg.connect(admin) as conn, Migrator(conn) as migrator:
-        migrator.up()
-    yield Database(name, admin, psycopg.conninfo.make_conninfo(admin, user="observatory_app"),
-                   psycopg.conninfo.make_conninfo(admin, user="observatory_readonly"))
-    with psycopg.connect(TIMESCALE_DSN, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    database = create_database("obs_tsdb", TIMESCALE_DSN)
+    yield database
+    drop_database(database.name, TIMESCALE_DSN)
 
 
 @pytest.fixture
