@@ -161,9 +161,7 @@ class StorageWriter:
         for delivery in deliveries:
             times = counts.get(delivery.entry_id, 1)
             if times > self.settings.max_deliveries:
-                await self.consumer.dead_letter(
-                    delivery, f"delivered {times} times without being stored", "max_deliveries"
-                )
+                await self._dead_letter(delivery, f"delivered {times} times without being stored", "max_deliveries")
             else:
                 keep.append(delivery)
         return keep

@@ -37,19 +37,35 @@ class StreamConsumer:
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
         self._shard_of = {stream.keys.stream(n).encode(): n for n in range(stream.keys.shards)}
+        self._pending_cursor: dict[bytes, bytes] | None = None
 
     async def read_own_pending(self, count: int) -> list[Delivery]:
-        """Entries delivered to this consumer name before and never acknowledged."""
-        deliveries = await self._read({k: "0" for k in self._shard_of}, count, None)
+        """The next entries delivered to this consumer name before and never acknowledged;
+        [] once all have been read. A cursor per stream moves past what was returned: those
+        entries stay pending until their batch commits, and reading from 0 again would
+        return them again (and count another delivery each time)."""
+        if self._pending_cursor is None:
+            self._pending_cursor = {key: b"0" for key in self._shard_of}
+        if not self._pending_cursor:
+            return []
+        deliveries = await self._read(dict(self._pending_cursor), count, None)
+        last: dict[bytes, bytes] = {}
+        for delivery in deliveries:
+            last[self.stream.keys.stream(delivery.shard).encode()] = delivery.entry_id
+        for key in list(self._pending_cursor):
+            if key in last:
+                self._pending_cursor[key] = last[key]
+            else:
+                del self._pending_cursor[key]  # this stream's history is exhausted
         metrics.ENTRIES_READ.labels("pending").inc(len(deliveries))
         return deliveries
 
     async def read(self, count: int, block_ms: int) -> list[Delivery]:
-        deliveries = await self._read({k: ">" for k in self._shard_of}, count, block_ms)
+        deliveries = await self._read(dict.fromkeys(self._shard_of, ">"), count, block_ms)
         metrics.ENTRIES_READ.labels("new").inc(len(deliveries))
         return deliveries
 
-    async def _read(self, streams: dict[bytes, str], count: int, block_ms: int | None) -> list[Delivery]:
+    async def _read(self, streams: dict[bytes, str | bytes], count: int, block_ms: int | None) -> list[Delivery]:
         answer = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
         deliveries = []
         for key, entries in answer or []:

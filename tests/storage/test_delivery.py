@@ -62,6 +62,29 @@ def test_kill_9_after_commit_before_ack_stores_every_span_once(
     assert survivor.stop() == 0
 
 
+def test_a_writer_restarted_under_its_name_rereads_its_own_pending_entries_once(
+    fresh_database: Database, redis_prefix: str, redis_client: redis_sync.Redis, tmp_path: Path,
+    started: list[ServiceProcess],
+) -> None:
+    keys = StreamKeys(redis_prefix, 2)
+    total = publish_traces(Publisher(redis_client, keys), entries=30)
+    name = {"CONSUMER_NAME": "writer-0", "STREAM_SHARDS": "2", "CLAIM_IDLE": "3600", "MAX_DELIVERIES": "2"}
+    first = writer_process(fresh_database, redis_prefix, tmp_path, "first", ACK_DELAY="120", BATCH_SIZE="150", **name)
+    started.append(first.start())
+    wait_for(lambda: span_counts(fresh_database.admin_dsn)[0] >= 150, 30, 0.05, "a committed batch")
+    first.kill()
+    assert pending(redis_client, keys) > 5  # 5 entries committed, more read and held; none acked
+
+    # No claiming (CLAIM_IDLE is an hour): only re-reading its own pending list can finish.
+    again = writer_process(fresh_database, redis_prefix, tmp_path, "again", BATCH_SIZE="150", **name)
+    started.append(again.start())
+    wait_for(lambda: pending(redis_client, keys) == 0 and span_counts(fresh_database.admin_dsn)[0] >= total,
+             30, 0.1, "the restarted writer to store its own pending entries")
+    assert span_counts(fresh_database.admin_dsn) == (total, total)
+    assert redis_client.xlen(keys.dlq) == 0  # each pending entry was re-read once, not until MAX_DELIVERIES
+    assert again.metric("observatory_storage_entries_read_total", 'source="pending"') > 0
+
+
 def test_poison_entries_go_to_the_dead_letter_stream_and_the_rest_is_stored(
     fresh_database: Database, redis_prefix: str, redis_client: redis_sync.Redis, tmp_path: Path,
     started: list[ServiceProcess],
