@@ -11,6 +11,7 @@ database rejects, goes to the dead-letter stream and the group moves on.
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ log = get_logger("storage")
 BACKOFF_START = 0.2
 BACKOFF_MAX = 10.0
 CLAIM_EVERY = 5.0
-READ_COUNT = 100
+READ_COUNT = 100  # entries per stream and read, at most
+FIRST_SPANS_PER_ENTRY = 50.0  # a guess until entries have been seen
 STATS_EVERY = 5.0
 # Class 22 (data exception) and 23 (integrity): the rows are at fault, not the database, so
 # retrying cannot help. Every other error (connection, privileges, missing table, deadlock)
@@ -69,6 +71,7 @@ class StorageWriter:
         self._writer: SpanWriter | None = None
         self._last_claim = 0.0
         self._own_pending_done = False
+        self._spans_per_entry = FIRST_SPANS_PER_ENTRY
 
     # --- database connection -------------------------------------------------------
     async def _connection(self) -> SpanWriter:
@@ -129,26 +132,40 @@ class StorageWriter:
             if batch.started is not None and now - batch.started >= interval:
                 break
             wait = interval if batch.started is None else interval - (now - batch.started)
-            for delivery in await self._next(max(1, int(wait * 1000))):
+            deliveries = await self._next(max(1, int(wait * 1000)), self._entries_wanted(batch))
+            for delivery in deliveries:
                 await self._add(batch, delivery)
+            self._learn_entry_size(deliveries)
             if batch.deliveries and batch.started is None:
                 batch.started = time.monotonic()
         return batch
 
-    async def _next(self, block_ms: int) -> list[Delivery]:
+    def _entries_wanted(self, batch: Batch) -> int:
+        """Entries per stream to read so that the batch about reaches BATCH_SIZE spans; past it
+        by at most one read's worth of entries (one per shard when entries are large)."""
+        missing = self.settings.batch_size - batch.spans
+        entries = math.ceil(missing / self._spans_per_entry)
+        # COUNT applies to each stream of a read: share it over the shards.
+        return max(1, min(READ_COUNT, math.ceil(entries / self.settings.stream_shards)))
+
+    def _learn_entry_size(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            self._spans_per_entry = max(1.0, sum(d.spans for d in deliveries) / len(deliveries))
+
+    async def _next(self, block_ms: int, count: int) -> list[Delivery]:
         try:
             if not self._own_pending_done:
-                pending = await self.consumer.read_own_pending(READ_COUNT)
+                pending = await self.consumer.read_own_pending(count)
                 self._own_pending_done = not pending
                 if pending:
                     return await self._screen_redelivered(pending)
             if time.monotonic() - self._last_claim > CLAIM_EVERY:
                 self._last_claim = time.monotonic()
-                claimed = await self.consumer.claim_stale(READ_COUNT)
+                claimed = await self.consumer.claim_stale(count)
                 if claimed:
                     return await self._screen_redelivered(claimed)
             # Short blocks keep shutdown prompt; the flush deadline bounds them too.
-            return await self.consumer.read(READ_COUNT, block_ms=min(block_ms, 1000))
+            return await self.consumer.read(count, block_ms=min(block_ms, 1000))
         except Exception as exc:  # Redis down: wait, the client reconnects; keep what we hold
             metrics.REDIS_ERRORS.labels("read").inc()
             log.warning("redis read failed", error=str(exc))

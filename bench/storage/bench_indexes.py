@@ -2,15 +2,16 @@
 
     .venv/bin/python -m bench.storage.bench_indexes --spans 100000
 
-Ingest: the same decoded rows COPYed into `spans` (a fresh partition set each time) with
-(a) the primary key only, (b) + the migration's btree indexes, (c) + a GIN jsonb_path_ops
-index on attributes; rates and ratios to (a). Queries: the API's filters over spans spread
+Ingest: the same decoded rows COPYed into an emptied `spans` with (a) the primary key only,
+(b) + the migration's btree indexes, (c) + a GIN jsonb_path_ops index on attributes, the
+three alternated over --rounds; median rates and their ratios to (a). Queries: the API's filters over spans spread
 across the last 24 hours, median of 7 runs, with (b) and then with (c).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import uuid
@@ -66,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admin-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3, help="COPY runs per index configuration, alternated")
     args = parser.parse_args()
     name = f"obs_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.admin_dsn, autocommit=True) as conn:
@@ -75,23 +77,32 @@ def main() -> None:
         with psycopg.connect(dsn) as conn, Migrator(conn) as migrator:
             migrator.up()
         rows = [r for body in make_bodies(args.spans, 100, spread_s=86_400) for r in decode(body).spans]
+        configs = {
+            "pk only": [],
+            "pk + 4 btree": list(BTREE_DDL.values()),
+            "pk + 4 btree + GIN jsonb_path_ops": [*BTREE_DDL.values(), GIN],
+        }
+        samples: dict[str, list[float]] = {label: [] for label in configs}
         with psycopg.connect(dsn) as conn:
             register_copy_dumpers(conn)
             conn.execute("SELECT observatory_ensure_partitions(current_date - 2, current_date + 1)")
-            rates = {}
-            for label, setup in (("pk only", [f"DROP INDEX {i}" for i in BTREE]),
-                                 ("pk + 4 btree", list(BTREE_DDL.values())),
-                                 ("pk + 4 btree + GIN jsonb_path_ops", [GIN])):
-                conn.execute("TRUNCATE spans")
-                for ddl in setup:
-                    conn.execute(ddl)
-                conn.commit()
-                rates[label] = len(rows) / copy_spans(conn, rows)
-                if label == "pk + 4 btree":
-                    btree_q = time_queries(conn, rows[len(rows) // 2][0])
+            for _round in range(args.rounds):  # configurations alternate, so load changes hit all alike
+                for label, ddl in configs.items():
+                    conn.execute("TRUNCATE spans")
+                    for index in (*BTREE, "spans_attributes"):
+                        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+                    for statement in ddl:
+                        conn.execute(statement)
+                    conn.commit()
+                    samples[label].append(len(rows) / copy_spans(conn, rows))
             gin_q = time_queries(conn, rows[len(rows) // 2][0])
+            conn.execute("DROP INDEX spans_attributes")
+            conn.commit()
+            btree_q = time_queries(conn, rows[len(rows) // 2][0])
+        rates = {label: statistics.median(values) for label, values in samples.items()}
         base = rates["pk only"]
-        print(f"spans={len(rows)} spread over 24 h; raw binary COPY into spans (daily partitions)")
+        print(f"spans={len(rows)} spread over 24 h; raw binary COPY into spans (daily partitions), "
+              f"median of {args.rounds} alternated rounds; load {os.getloadavg()[0]:.1f}")
         for label, rate in rates.items():
             print(f"  ingest {label:<36} {rate:>9,.0f} rows/s  {rate / base:>5.0%} of pk only")
         print(f"  {'query (median of 7, ms)':<36} {'btree':>9} {'+ GIN':>9}")

@@ -138,6 +138,9 @@ def test_two_writers_on_four_shards_store_every_span_once(
     assert rollup_total(fresh_database.admin_dsn) == total
     written = [w.metric("observatory_storage_spans_written_total") for w in writers]
     assert sum(written) == total and all(w > 0 for w in written)  # the group shared the load
+    for w in writers:  # reads are sized to the batch: BATCH_SIZE=30 gives no batch past 50 spans
+        batches = w.metric("observatory_storage_batch_spans_count")
+        assert batches > 0 and w.metric("observatory_storage_batch_spans_bucket", 'le="50.0"') == batches
     assert [w.stop() for w in writers] == [0, 0]
 
 
