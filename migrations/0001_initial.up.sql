@@ -61,10 +61,10 @@ CREATE TABLE spans (
     span_id             bytea       NOT NULL,
     parent_span_id      bytea,
     trace_state         text,
-    flags               integer     NOT NULL DEFAULT 0,
+    flags               bigint      NOT NULL DEFAULT 0,   -- OTLP fixed32: W3C trace flags and more
     name                text        NOT NULL,
-    kind                smallint    NOT NULL DEFAULT 0,   -- OTLP SpanKind: 0 unspecified .. 5 consumer
-    status_code         smallint    NOT NULL DEFAULT 0,   -- OTLP StatusCode: 0 unset, 1 ok, 2 error
+    kind                integer     NOT NULL DEFAULT 0,   -- OTLP SpanKind: 0 unspecified .. 5 consumer
+    status_code         integer     NOT NULL DEFAULT 0,   -- OTLP StatusCode: 0 unset, 1 ok, 2 error
     status_message      text,
     service_name        text        NOT NULL,
     scope_name          text,
@@ -89,9 +89,11 @@ CREATE TABLE spans (
     cost_total_usd      numeric(20, 10),
     resource_attributes jsonb       NOT NULL DEFAULT '{}',
     attributes          jsonb       NOT NULL DEFAULT '{}',
-    dropped_attributes_count integer NOT NULL DEFAULT 0,
-    dropped_events_count integer    NOT NULL DEFAULT 0,
-    dropped_links_count integer     NOT NULL DEFAULT 0,
+    -- Widths hold every value OTLP can carry (int32 enums, uint32 counts and flags): a value
+    -- that did not fit would be wrapped silently by binary COPY, not refused.
+    dropped_attributes_count bigint NOT NULL DEFAULT 0,
+    dropped_events_count bigint     NOT NULL DEFAULT 0,
+    dropped_links_count bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (trace_id, span_id, start_time)
 ) PARTITION BY RANGE (start_time);
 
@@ -104,7 +106,7 @@ CREATE TABLE span_events (
     time_unix_nano  bigint      NOT NULL,
     name            text        NOT NULL,
     attributes      jsonb       NOT NULL DEFAULT '{}',
-    dropped_attributes_count integer NOT NULL DEFAULT 0,
+    dropped_attributes_count bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (trace_id, span_id, span_start_time, event_index)
 ) PARTITION BY RANGE (span_start_time);
 
@@ -116,9 +118,9 @@ CREATE TABLE span_links (
     linked_trace_id bytea       NOT NULL,
     linked_span_id  bytea       NOT NULL,
     trace_state     text,
-    flags           integer     NOT NULL DEFAULT 0,
+    flags           bigint      NOT NULL DEFAULT 0,
     attributes      jsonb       NOT NULL DEFAULT '{}',
-    dropped_attributes_count integer NOT NULL DEFAULT 0,
+    dropped_attributes_count bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (trace_id, span_id, span_start_time, link_index)
 ) PARTITION BY RANGE (span_start_time);
 

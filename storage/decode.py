@@ -36,21 +36,22 @@ SPAN_COLUMNS = (
     "dropped_events_count", "dropped_links_count", "start_time", "end_time", "duration_ns",
 )
 SPAN_TYPES = (
-    "bytea", "bytea", "bytea", "text", "int4", "text", "int2",
-    "int2", "text", "text", "text", "text",
+    "bytea", "bytea", "bytea", "text", "int8", "text", "int4",
+    "int4", "text", "text", "text", "text",
     "int8", "int8",
     "text", "text", "text", "text",
     "int8", "int8", "int8", "int8",
     "int8", "int8", "numeric", "numeric",
-    "numeric", "jsonb", "jsonb", "int4",
-    "int4", "int4", "timestamptz", "timestamptz", "int8",
+    "numeric", "jsonb", "jsonb", "int8",
+    "int8", "int8", "timestamptz", "timestamptz", "int8",
 )
 EVENT_COLUMNS = ("trace_id", "span_id", "span_start_time", "event_index", "time", "time_unix_nano", "name",
                  "attributes", "dropped_attributes_count")
-EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int4")
+EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8")
 LINK_COLUMNS = ("trace_id", "span_id", "span_start_time", "link_index", "linked_trace_id", "linked_span_id",
                 "trace_state", "flags", "attributes", "dropped_attributes_count")
-LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int4", "jsonb", "int4")
+LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8")
+MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
 _NO_LLM = genai.LlmFields()
 
@@ -145,6 +146,8 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                     )
                 start = span.start_time_unix_nano
                 end = max(span.end_time_unix_nano, start)
+                if end > MAX_UNIX_NANO:
+                    raise UndecodableEntry(f"span {span.name!r} has a time past year 2262 ({end} ns), beyond a bigint")
                 if min_ns is None or start < min_ns:
                     min_ns = start
                 if max_ns is None or start > max_ns:
@@ -175,6 +178,8 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
 def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
                 events: Iterable[Span.Event]) -> None:
     for index, event in enumerate(events):
+        if event.time_unix_nano > MAX_UNIX_NANO:
+            raise UndecodableEntry(f"event {event.name!r} has a time past year 2262, beyond a bigint")
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
             _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,

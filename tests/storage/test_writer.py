@@ -134,3 +134,22 @@ async def test_a_batch_mixing_stored_and_new_spans_inserts_only_the_new(writer: 
     assert await writer.write(decode(mixed.SerializeToString())) == 9
     counts = await fetch(writer.conn, "SELECT (SELECT count(*) FROM spans), (SELECT sum(span_count) FROM span_rollups_1m)")
     assert counts == [(21, 21)]
+
+
+async def test_the_widest_values_otlp_carries_are_stored_unchanged(writer: SpanWriter) -> None:
+    # Binary COPY wraps a value that does not fit its column instead of refusing it.
+    (trace,) = trace_ids(1)
+    req = request([trace], spans_per_trace=1)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    span.flags, span.kind, span.status.code = 2**32 - 1, 2**31 - 1, 2**31 - 1
+    span.dropped_attributes_count = span.dropped_events_count = span.dropped_links_count = 2**32 - 1
+    span.end_time_unix_nano = 2**63 - 1
+    span.events.add(time_unix_nano=NOW_NS, name="e", dropped_attributes_count=2**32 - 1)
+    span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8, flags=2**32 - 1, dropped_attributes_count=2**32 - 1)
+    assert await writer.write(decode(req.SerializeToString())) == 1
+    rows = await fetch(writer.conn, """
+        SELECT s.flags, s.kind, s.status_code, s.dropped_attributes_count, s.dropped_events_count,
+               s.dropped_links_count, s.end_time_unix_nano, e.dropped_attributes_count, l.flags, l.dropped_attributes_count
+        FROM spans s JOIN span_events e USING (trace_id, span_id) JOIN span_links l USING (trace_id, span_id)""")
+    u32 = 2**32 - 1
+    assert rows == [(u32, 2**31 - 1, 2**31 - 1, u32, u32, u32, 2**63 - 1, u32, u32, u32)]
