@@ -14,6 +14,7 @@ import pytest
 
 from storage.decode import decode
 from storage.maintenance import maintain
+from storage.migrations import Migrator
 from storage.settings import RetentionSettings
 from storage.writer import SpanWriter
 from tests.conftest import Database, create_database, drop_database
@@ -110,3 +111,12 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
         interval = app.execute("""SELECT time_interval FROM timescaledb_information.dimensions
                                   WHERE hypertable_name = 'spans'""").fetchone()
         assert interval is not None and interval[0].total_seconds() == 6 * 3600
+
+
+def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
+    with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
+        assert len(migrator.down()) == 1
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m')").fetchone() == (None, None)
+        assert len(migrator.up()) == 1
+        assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
+                            "('spans', 'span_events', 'span_links')").fetchone() == (3,)
