@@ -1,14 +1,17 @@
 """The storage writer: consume → decode → batch → write → ack, until told to stop.
 
-An entry is acknowledged only after the transaction holding its spans has committed. A
-database error keeps the batch and retries it with capped backoff (the writer reports
-not-ready meanwhile); an entry that cannot be decoded, or that the database rejects on
-its own, goes to the dead-letter stream and the group moves on.
+Reading and decoding the next batch overlaps with writing the current one (a queue of
+one batch between them), so the database never waits for Python and Python never waits
+for the database. An entry is acknowledged only after the transaction holding its spans
+has committed. A database outage keeps the batch and retries it with capped backoff (the
+writer reports not-ready meanwhile); an entry that cannot be decoded, or whose data the
+database rejects, goes to the dead-letter stream and the group moves on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import time
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from common.stream import SpanStream, StreamKeys
 from storage import metrics
 from storage.consumer import Delivery, StreamConsumer, parse
 from storage.decode import Rows, UndecodableEntry, decode
+from storage.maintenance import maintain_async
 from storage.settings import StorageSettings
 from storage.writer import SpanWriter
 
@@ -31,6 +35,17 @@ log = get_logger("storage")
 BACKOFF_START = 0.2
 BACKOFF_MAX = 10.0
 CLAIM_EVERY = 5.0
+READ_COUNT = 100  # entries per stream and read, at most
+FIRST_SPANS_PER_ENTRY = 50.0  # a guess until entries have been seen
+STATS_EVERY = 5.0
+# Class 22 (data exception) and 23 (integrity): the rows are at fault, not the database, so
+# retrying cannot help. Every other error (connection, privileges, missing table, deadlock)
+# is retried with the batch kept: dead-lettering on those would empty the stream into the DLQ.
+DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+
+
+class DataRejected(Exception):
+    """The database refused the rows themselves."""
 
 
 @dataclass
@@ -55,15 +70,17 @@ class StorageWriter:
         self._conn: psycopg.AsyncConnection | None = None
         self._writer: SpanWriter | None = None
         self._last_claim = 0.0
+        self._own_pending_done = False
+        self._spans_per_entry = FIRST_SPANS_PER_ENTRY
 
     # --- database connection -------------------------------------------------------
     async def _connection(self) -> SpanWriter:
         if self._writer is None or self._conn is None or self._conn.closed:
             self._conn = await psycopg.AsyncConnection.connect(
                 self.settings.database_app_url, autocommit=True, connect_timeout=5,
-                application_name="observatory-storage",
+                application_name="observatory-storage", options="-c TimeZone=UTC",
             )
-            self._writer = SpanWriter(self._conn)
+            self._writer = SpanWriter(self._conn, self.settings.retention_days)
         return self._writer
 
     async def _drop_connection(self) -> None:
@@ -73,14 +90,39 @@ class StorageWriter:
 
     # --- the loop ------------------------------------------------------------------
     async def run(self) -> None:
-        await self.stream.ensure_group()
+        await self._ensure_group()
         log.info("writer started", consumer=self.settings.consumer, streams=self.stream.keys.streams())
-        while not self.stopping.is_set():
-            batch = await self._fill()
-            if batch.deliveries:
+        ready: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
+        reader = asyncio.create_task(self._read_batches(ready))
+        try:
+            while (batch := await ready.get()) is not None:
                 await self._flush(batch)
-        await self._drop_connection()
+            await reader  # re-raises whatever stopped the reader
+        finally:
+            reader.cancel()
+            await self._drop_connection()
         log.info("writer stopped")
+
+    async def _ensure_group(self) -> None:
+        backoff = BACKOFF_START
+        while not self.stopping.is_set():
+            try:
+                await self.stream.ensure_group()
+                return
+            except Exception as exc:  # Redis not up yet
+                metrics.REDIS_ERRORS.labels("group").inc()
+                log.warning("cannot create the consumer group yet", error=str(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _read_batches(self, ready: asyncio.Queue[Batch | None]) -> None:
+        try:
+            while not self.stopping.is_set():
+                batch = await self._fill()
+                if batch.deliveries:
+                    await ready.put(batch)
+        finally:
+            await ready.put(None)  # the writer drains what it holds, then stops
 
     async def _fill(self) -> Batch:
         batch = Batch()
@@ -90,85 +132,116 @@ class StorageWriter:
             if batch.started is not None and now - batch.started >= interval:
                 break
             wait = interval if batch.started is None else interval - (now - batch.started)
-            deliveries = await self._next(max(1, int(wait * 1000)))
+            deliveries = await self._next(max(1, int(wait * 1000)), self._entries_wanted(batch))
             for delivery in deliveries:
                 await self._add(batch, delivery)
+            self._learn_entry_size(deliveries)
             if batch.deliveries and batch.started is None:
                 batch.started = time.monotonic()
         return batch
 
-    async def _next(self, block_ms: int) -> list[Delivery]:
+    def _entries_wanted(self, batch: Batch) -> int:
+        """Entries per stream to read so that the batch about reaches BATCH_SIZE spans; past it
+        by at most one read's worth of entries (one per shard when entries are large)."""
+        missing = self.settings.batch_size - batch.spans
+        entries = math.ceil(missing / self._spans_per_entry)
+        # COUNT applies to each stream of a read: share it over the shards.
+        return max(1, min(READ_COUNT, math.ceil(entries / self.settings.stream_shards)))
+
+    def _learn_entry_size(self, deliveries: list[Delivery]) -> None:
+        if deliveries:
+            self._spans_per_entry = max(1.0, sum(d.spans for d in deliveries) / len(deliveries))
+
+    async def _next(self, block_ms: int, count: int) -> list[Delivery]:
         try:
+            if not self._own_pending_done:
+                pending = await self.consumer.read_own_pending(count)
+                self._own_pending_done = not pending
+                if pending:
+                    return await self._screen_redelivered(pending)
             if time.monotonic() - self._last_claim > CLAIM_EVERY:
                 self._last_claim = time.monotonic()
-                claimed = await self.consumer.claim_stale(count=100)
+                claimed = await self.consumer.claim_stale(count)
                 if claimed:
-                    return await self._screen_claimed(claimed)
+                    return await self._screen_redelivered(claimed)
             # Short blocks keep shutdown prompt; the flush deadline bounds them too.
-            return await self.consumer.read(count=100, block_ms=min(block_ms, 1000))
-        except Exception as exc:  # Redis down: wait and reconnect, keep what we hold
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            return await self.consumer.read(count, block_ms=min(block_ms, 1000))
+        except Exception as exc:  # Redis down: wait, the client reconnects; keep what we hold
+            metrics.REDIS_ERRORS.labels("read").inc()
             log.warning("redis read failed", error=str(exc))
             await asyncio.sleep(1.0)
             return []
 
-    async def _screen_claimed(self, claimed: list[Delivery]) -> list[Delivery]:
-        counts = await self.consumer.delivery_counts(claimed)
+    async def _screen_redelivered(self, deliveries: list[Delivery]) -> list[Delivery]:
+        counts = await self.consumer.delivery_counts(deliveries)
         keep = []
-        for delivery in claimed:
+        for delivery in deliveries:
             times = counts.get(delivery.entry_id, 1)
             if times > self.settings.max_deliveries:
-                await self.consumer.dead_letter(
-                    delivery, f"delivered {times} times without being stored", "max_deliveries"
-                )
+                await self._dead_letter(delivery, f"delivered {times} times without being stored", "max_deliveries")
             else:
                 keep.append(delivery)
         return keep
 
     async def _add(self, batch: Batch, delivery: Delivery) -> None:
+        started = time.perf_counter()
         try:
             rows = decode(parse(delivery).body)
         except (ValueError, UndecodableEntry) as exc:
-            log.warning("dead-lettering undecodable entry", entry_id=delivery.entry_id.decode(), error=str(exc))
-            await self.consumer.dead_letter(delivery, str(exc), "undecodable")
+            await self._dead_letter(delivery, str(exc), "undecodable")
             return
+        finally:
+            metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
         batch.deliveries.append(delivery)
         batch.rows.extend(rows)
 
+    async def _dead_letter(self, delivery: Delivery, error: str, reason: str) -> None:
+        log.warning("dead-lettering entry", entry_id=delivery.entry_id.decode(), reason=reason, error=error)
+        try:
+            await self.consumer.dead_letter(delivery, error, reason)
+        except Exception as exc:  # Redis down: the entry stays pending and is claimed again later
+            metrics.REDIS_ERRORS.labels("dead_letter").inc()
+            log.warning("dead-lettering failed; the entry stays pending", error=str(exc))
+
+    # --- writing -------------------------------------------------------------------
     async def _flush(self, batch: Batch) -> None:
+        try:
+            await self._store(batch.rows, len(batch.deliveries))
+        except DataRejected as exc:
+            log.warning("batch rejected by the database, writing entries one by one", error=str(exc))
+            await self._flush_one_by_one(batch)
+            return
+        await self._ack(batch.deliveries)
+
+    async def _flush_one_by_one(self, batch: Batch) -> None:
+        for delivery in batch.deliveries:
+            try:
+                await self._store(decode(parse(delivery).body), 1)
+            except DataRejected as exc:
+                await self._dead_letter(delivery, f"rejected by the database: {exc}", "rejected")
+                continue
+            await self._ack([delivery])
+
+    async def _store(self, rows: Rows, entries: int) -> None:
+        """Write until committed; raises DataRejected when the rows themselves are refused."""
         backoff = BACKOFF_START
         while True:
             try:
-                await self._write(batch.rows, len(batch.deliveries))
-                break
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-                # The data, not the database: find the entries at fault, store the rest.
-                log.warning("batch rejected by the database, writing entries one by one", error=str(exc))
-                metrics.DB_ERRORS.labels("data").inc()
-                await self._flush_one_by_one(batch)
+                await self._write(rows, entries)
                 return
-            except (psycopg.OperationalError, psycopg.InterfaceError, OSError) as exc:
+            except DATA_ERRORS as exc:
+                metrics.DB_ERRORS.labels("data").inc()
+                raise DataRejected(str(exc).strip()) from exc
+            except (psycopg.Error, OSError) as exc:
                 self.db_error = str(exc).strip() or type(exc).__name__
-                metrics.DB_ERRORS.labels("connection").inc()
+                metrics.DB_ERRORS.labels("unavailable").inc()
                 metrics.WRITE_RETRIES.inc()
-                log.warning("database unavailable, batch kept for retry", error=self.db_error, retry_in=backoff)
+                log.warning("database write failed, batch kept for retry", error=self.db_error, retry_in=backoff)
                 await self._drop_connection()
                 # Keep retrying even while stopping: acknowledged data must not be dropped;
                 # the shutdown timeout bounds how long we try.
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
-        await self._ack(batch.deliveries)
-
-    async def _flush_one_by_one(self, batch: Batch) -> None:
-        for delivery in batch.deliveries:
-            rows = decode(parse(delivery).body)
-            try:
-                await self._write(rows, 1)
-            except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
-                await self.consumer.dead_letter(delivery, f"rejected by the database: {exc}", "rejected")
-                continue
-            await self._ack([delivery])
 
     async def _write(self, rows: Rows, entries: int) -> None:
         writer = await self._connection()
@@ -182,19 +255,55 @@ class StorageWriter:
         log.debug("batch written", spans=len(rows.spans), inserted=inserted, entries=entries)
 
     async def _ack(self, deliveries: list[Delivery]) -> None:
+        if self.settings.ack_delay:
+            await asyncio.sleep(self.settings.ack_delay)  # fault injection: a window to kill in
         backoff = BACKOFF_START
         while True:
             try:
                 await self.consumer.ack(deliveries)
                 return
             except Exception as exc:  # committed but not acked: redelivery is harmless (idempotent)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
+                metrics.REDIS_ERRORS.labels("ack").inc()
                 log.warning("ack failed, retrying", error=str(exc))
                 if self.stopping.is_set():
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX)
+
+    # --- background: maintenance and stream statistics -------------------------------
+    async def maintain_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.settings.database_app_url, autocommit=True, connect_timeout=5,
+                    application_name="observatory-storage-maintenance",
+                ) as conn:
+                    summary = await maintain_async(conn, self.settings)
+                metrics.MAINTENANCE_RUNS.labels("ok").inc()
+                log.info("maintenance done", summary=summary)
+                delay = self.settings.maintenance_interval
+            except (psycopg.Error, OSError) as exc:
+                metrics.MAINTENANCE_RUNS.labels("failed").inc()
+                log.warning("maintenance failed; retrying soon", error=str(exc).strip())
+                delay = min(60.0, self.settings.maintenance_interval)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    async def report_streams_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                for stream, (pending, lag) in (await self.consumer.group_stats()).items():
+                    metrics.STREAM_PENDING.labels(stream).set(pending)
+                    metrics.STREAM_LAG.labels(stream).set(lag)
+                metrics.BACKLOG_SPANS.set(await self.stream.backlog())
+            except Exception as exc:  # statistics are best effort; the loop reports Redis errors
+                log.debug("stream statistics unavailable", error=str(exc))
+            try:
+                await asyncio.wait_for(self.stopping.wait(), STATS_EVERY)
+            except asyncio.TimeoutError:
+                pass
 
     # --- readiness -----------------------------------------------------------------
     async def check_database(self) -> str | None:
@@ -206,7 +315,6 @@ class StorageWriter:
 
     async def check_redis(self) -> str | None:
         await self.redis.ping()
-        metrics.BACKLOG_SPANS.set(await self.stream.backlog())
         return None
 
 
@@ -225,9 +333,15 @@ async def serve(settings: StorageSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, writer.stopping.set)
+    background = [asyncio.create_task(writer.maintain_forever()), asyncio.create_task(writer.report_streams_forever())]
+    run = asyncio.create_task(writer.run())
     try:
-        run = asyncio.create_task(writer.run())
-        await writer.stopping.wait()
+        stop = asyncio.create_task(writer.stopping.wait())
+        await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if run.done():  # the loop ended without being asked to: a bug, so exit non-zero
+            stop.cancel()
+            run.result()
+            raise RuntimeError("the writer loop ended unexpectedly")
         log.info("stopping: flushing the current batch")
         try:
             await asyncio.wait_for(asyncio.shield(run), settings.shutdown_timeout)
@@ -235,6 +349,8 @@ async def serve(settings: StorageSettings) -> None:
             log.error("shutdown timed out; unacknowledged entries will be redelivered", timeout=settings.shutdown_timeout)
             run.cancel()
     finally:
+        for task in background:
+            task.cancel()
         await ops.cleanup()
         await redis.aclose()
 

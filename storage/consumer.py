@@ -1,8 +1,9 @@
 """Reading the span streams as one consumer of group `storage`.
 
 A delivery is one stream entry with the shard it came from. Entries this consumer left
-pending (it restarted under the same name) are read first; entries another consumer
-left pending longer than CLAIM_IDLE are claimed with XAUTOCLAIM.
+pending (it restarted under the same name) are read first; entries any consumer left
+pending longer than CLAIM_IDLE are claimed with XAUTOCLAIM. Both kinds are redeliveries,
+so the caller checks their delivery counts against MAX_DELIVERIES.
 """
 
 from __future__ import annotations
@@ -36,17 +37,35 @@ class StreamConsumer:
         self.consumer = consumer
         self.claim_idle_ms = claim_idle_ms
         self._shard_of = {stream.keys.stream(n).encode(): n for n in range(stream.keys.shards)}
-        self._own_pending_done = False
+        self._pending_cursor: dict[bytes, bytes] | None = None
+
+    async def read_own_pending(self, count: int) -> list[Delivery]:
+        """The next entries delivered to this consumer name before and never acknowledged;
+        [] once all have been read. A cursor per stream moves past what was returned: those
+        entries stay pending until their batch commits, and reading from 0 again would
+        return them again (and count another delivery each time)."""
+        if self._pending_cursor is None:
+            self._pending_cursor = {key: b"0" for key in self._shard_of}
+        if not self._pending_cursor:
+            return []
+        deliveries = await self._read(dict(self._pending_cursor), count, None)
+        last: dict[bytes, bytes] = {}
+        for delivery in deliveries:
+            last[self.stream.keys.stream(delivery.shard).encode()] = delivery.entry_id
+        for key in list(self._pending_cursor):
+            if key in last:
+                self._pending_cursor[key] = last[key]
+            else:
+                del self._pending_cursor[key]  # this stream's history is exhausted
+        metrics.ENTRIES_READ.labels("pending").inc(len(deliveries))
+        return deliveries
 
     async def read(self, count: int, block_ms: int) -> list[Delivery]:
-        if not self._own_pending_done:
-            deliveries = await self._read({k: "0" for k in self._shard_of}, count, None)
-            if deliveries:
-                return deliveries
-            self._own_pending_done = True
-        return await self._read({k: ">" for k in self._shard_of}, count, block_ms)
+        deliveries = await self._read(dict.fromkeys(self._shard_of, ">"), count, block_ms)
+        metrics.ENTRIES_READ.labels("new").inc(len(deliveries))
+        return deliveries
 
-    async def _read(self, streams: dict[bytes, str], count: int, block_ms: int | None) -> list[Delivery]:
+    async def _read(self, streams: dict[bytes, str | bytes], count: int, block_ms: int | None) -> list[Delivery]:
         answer = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
         deliveries = []
         for key, entries in answer or []:
@@ -68,14 +87,17 @@ class StreamConsumer:
                 if fields:
                     claimed.append(Delivery(shard, entry_id, fields))
         metrics.CLAIMED.inc(len(claimed))
+        metrics.ENTRIES_READ.labels("claimed").inc(len(claimed))
         return claimed
 
     async def delivery_counts(self, deliveries: list[Delivery]) -> dict[bytes, int]:
-        counts: dict[bytes, int] = {}
+        pipe = self.redis.pipeline(transaction=False)
         for delivery in deliveries:
-            info = await self.redis.xpending_range(
+            pipe.xpending_range(
                 self.stream.keys.stream(delivery.shard), GROUP, min=delivery.entry_id, max=delivery.entry_id, count=1
             )
+        counts: dict[bytes, int] = {}
+        for delivery, info in zip(deliveries, await pipe.execute()):
             if info:
                 counts[delivery.entry_id] = int(info[0]["times_delivered"])
         return counts
@@ -89,7 +111,11 @@ class StreamConsumer:
         metrics.ENTRIES_ACKED.inc(len(deliveries))
 
     async def dead_letter(self, delivery: Delivery, error: str, reason: str) -> None:
-        """Copy the entry to the dead-letter stream with the error, then acknowledge it."""
+        """Copy the entry to the dead-letter stream with the error, then acknowledge it.
+
+        A crash between the two leaves the entry pending: it is dead-lettered again later,
+        so the DLQ may hold it twice but the group never loses it.
+        """
         fields = dict(delivery.fields)
         fields[b"error"] = error.encode()
         fields[b"stream"] = self.stream.keys.stream(delivery.shard).encode()
@@ -97,6 +123,17 @@ class StreamConsumer:
         await self.redis.xadd(self.stream.keys.dlq, fields)  # type: ignore[arg-type]
         await self.ack([delivery])
         metrics.DEAD_LETTERS.labels(reason).inc()
+
+    async def group_stats(self) -> dict[str, tuple[int, int]]:
+        """(pending, lag) of group `storage` on each stream; lag needs Redis 7."""
+        stats = {}
+        for key in self._shard_of:
+            for group in await self.redis.xinfo_groups(key):
+                info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in group.items()}
+                name = info.get("name")
+                if (name.decode() if isinstance(name, bytes) else name) == GROUP:
+                    stats[key.decode()] = (int(info.get("pending") or 0), int(info.get("lag") or 0))
+        return stats
 
 
 def parse(delivery: Delivery) -> StreamEntry:

@@ -1,21 +1,27 @@
 """An ExportTraceServiceRequest body straight into COPY rows for spans, events and links.
 
 This is the writer's hot path: one protobuf parse (upb, in C), one pass over the spans,
-attributes serialised once with orjson. Timestamps stay unix nanoseconds here; the
-database turns them into timestamptz in the INSERT … SELECT from the staging tables.
+attributes serialised once with orjson, the GenAI cross-walk only for spans that carry one
+of its keys. Rows come out in the column order of the tables themselves (exact unix
+nanoseconds and, beside them, the timestamptz as PostgreSQL's binary form holds it: an int
+of microseconds since 2000-01-01 UTC, which storage.writer's COPY sends as is; building a
+datetime per timestamp cost a quarter of decode time).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from common import genai
-from common.otlp import attributes
+from common.otlp import any_value
 
 UNKNOWN_SERVICE = "unknown_service"
 
@@ -27,24 +33,27 @@ SPAN_COLUMNS = (
     "input_tokens", "output_tokens", "total_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_input_usd", "cost_output_usd",
     "cost_total_usd", "resource_attributes", "attributes", "dropped_attributes_count",
-    "dropped_events_count", "dropped_links_count",
+    "dropped_events_count", "dropped_links_count", "start_time", "end_time", "duration_ns",
 )
 SPAN_TYPES = (
-    "bytea", "bytea", "bytea", "text", "int4", "text", "int2",
-    "int2", "text", "text", "text", "text",
+    "bytea", "bytea", "bytea", "text", "int8", "text", "int4",
+    "int4", "text", "text", "text", "text",
     "int8", "int8",
     "text", "text", "text", "text",
     "int8", "int8", "int8", "int8",
     "int8", "int8", "numeric", "numeric",
-    "numeric", "text", "text", "int4",
-    "int4", "int4",
+    "numeric", "jsonb", "jsonb", "int8",
+    "int8", "int8", "timestamptz", "timestamptz", "int8",
 )
-EVENT_COLUMNS = ("trace_id", "span_id", "span_start_unix_nano", "event_index", "time_unix_nano", "name",
+EVENT_COLUMNS = ("trace_id", "span_id", "span_start_time", "event_index", "time", "time_unix_nano", "name",
                  "attributes", "dropped_attributes_count")
-EVENT_TYPES = ("bytea", "bytea", "int8", "int4", "int8", "text", "text", "int4")
-LINK_COLUMNS = ("trace_id", "span_id", "span_start_unix_nano", "link_index", "linked_trace_id", "linked_span_id",
+EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8")
+LINK_COLUMNS = ("trace_id", "span_id", "span_start_time", "link_index", "linked_trace_id", "linked_span_id",
                 "trace_state", "flags", "attributes", "dropped_attributes_count")
-LINK_TYPES = ("bytea", "bytea", "int8", "int4", "bytea", "bytea", "text", "int4", "text", "int4")
+LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8")
+MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
+_NO_LLM = genai.LlmFields()
 
 
 class UndecodableEntry(ValueError):
@@ -70,8 +79,11 @@ class Rows:
             self.max_start_ns = ns if self.max_start_ns is None else max(self.max_start_ns, ns)
 
 
-def _json(value: dict[str, Any]) -> str:
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+def _json(value: dict[str, Any]) -> bytes:
+    """A JSON document as UTF-8 bytes, which is what COPY sends: no str round trip."""
+    doc = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    # jsonb cannot hold \u0000; it would fail the whole batch.
+    return doc.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in doc else doc
 
 
 def _text(value: str) -> str | None:
@@ -81,8 +93,26 @@ def _text(value: str) -> str | None:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def _strip_nul(doc: str) -> str:
-    return doc.replace("\\u0000", "\\ufffd") if "\\u0000" in doc else doc
+def pg_micros(ns: int) -> int:
+    """Unix nanoseconds as a binary timestamptz: microseconds since 2000-01-01, truncated as
+    PostgreSQL would keep them."""
+    return ns // 1000 - PG_EPOCH_US
+
+
+
+def _attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+    """common.otlp.attributes, with the two common value kinds inlined (a third of decode time)."""
+    out: dict[str, Any] = {}
+    for kv in kvs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = value.string_value
+        elif which == "int_value":
+            out[kv.key] = value.int_value
+        else:
+            out[kv.key] = any_value(value)
+    return out
 
 
 def decode(body: bytes) -> Rows:
@@ -100,10 +130,10 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
     min_ns: int | None = None
     max_ns: int | None = None
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
+        resource = _attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
         service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
-        resource_json = _strip_nul(_json(resource))
+        resource_json = _json(resource)
         for scope_spans in resource_spans.scope_spans:
             scope_name = _text(scope_spans.scope.name)
             scope_version = _text(scope_spans.scope.version)
@@ -116,31 +146,50 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                     )
                 start = span.start_time_unix_nano
                 end = max(span.end_time_unix_nano, start)
+                if end > MAX_UNIX_NANO:
+                    raise UndecodableEntry(f"span {span.name!r} has a time past year 2262 ({end} ns), beyond a bigint")
                 if min_ns is None or start < min_ns:
                     min_ns = start
                 if max_ns is None or start > max_ns:
                     max_ns = start
-                attrs = attributes(span.attributes)
-                llm = genai.extract(attrs)
+                start_time = pg_micros(start)
+                attrs = _attributes(span.attributes)
+                # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
+                llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
+                status = span.status
                 spans_out.append((
                     trace_id, span_id, span.parent_span_id or None, _text(span.trace_state), span.flags,
-                    _text(span.name) or "", span.kind, span.status.code, _text(span.status.message),
+                    _text(span.name) or "", span.kind, status.code, _text(status.message),
                     service_name, scope_name, scope_version, start, end,
                     llm.provider, llm.operation, llm.request_model, llm.response_model,
                     llm.input_tokens, llm.output_tokens, llm.total_tokens, llm.cache_read_tokens,
                     llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
-                    llm.cost_total_usd, resource_json, _strip_nul(_json(attrs)), span.dropped_attributes_count,
-                    span.dropped_events_count, span.dropped_links_count,
+                    llm.cost_total_usd, resource_json, _json(attrs), span.dropped_attributes_count,
+                    span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
                 ))
-                for index, event in enumerate(span.events):
-                    events_out.append((
-                        trace_id, span_id, start, index, event.time_unix_nano, _text(event.name) or "",
-                        _strip_nul(_json(attributes(event.attributes))), event.dropped_attributes_count,
-                    ))
-                for index, link in enumerate(span.links):
-                    links_out.append((
-                        trace_id, span_id, start, index, link.trace_id, link.span_id, _text(link.trace_state),
-                        link.flags, _strip_nul(_json(attributes(link.attributes))), link.dropped_attributes_count,
-                    ))
+                if span.events:
+                    _event_rows(events_out, trace_id, span_id, start_time, span.events)
+                if span.links:
+                    _link_rows(links_out, trace_id, span_id, start_time, span.links)
     rows.min_start_ns, rows.max_start_ns = min_ns, max_ns
     return rows
+
+
+def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
+                events: Iterable[Span.Event]) -> None:
+    for index, event in enumerate(events):
+        if event.time_unix_nano > MAX_UNIX_NANO:
+            raise UndecodableEntry(f"event {event.name!r} has a time past year 2262, beyond a bigint")
+        out.append((
+            trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
+            _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,
+        ))
+
+
+def _link_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
+               links: Iterable[Span.Link]) -> None:
+    for index, link in enumerate(links):
+        out.append((
+            trace_id, span_id, start_time, index, link.trace_id, link.span_id, _text(link.trace_state),
+            link.flags, _json(_attributes(link.attributes)), link.dropped_attributes_count,
+        ))

@@ -12,7 +12,18 @@ from common.settings import (
 
 
 @dataclass(frozen=True)
-class StorageSettings(LogSettings, RedisSettings, ServiceSettings, AdminDatabaseSettings, AppDatabaseSettings):
+class RetentionSettings:
+    """How long spans are kept and how they are laid out; applied by observatory_maintain()."""
+
+    retention_days: int = env("RETENTION_DAYS", 30, "Days spans, events, links and rollups are kept (0 keeps them forever); older partitions or chunks are dropped", minimum=0)
+    compress_after_days: int = env("COMPRESS_AFTER_DAYS", 2, "TimescaleDB only: compress chunks older than this many days, segmented by service (0 turns compression off)", minimum=0)
+    chunk_interval_hours: int = env("CHUNK_INTERVAL_HOURS", 24, "TimescaleDB only: hours of spans per hypertable chunk (plain PostgreSQL always uses daily partitions)", minimum=1)
+    partitions_ahead_days: int = env("PARTITIONS_AHEAD_DAYS", 3, "Plain PostgreSQL only: daily partitions created ahead of today", minimum=0)
+    maintenance_interval: float = env("MAINTENANCE_INTERVAL", 3600.0, "Seconds between the writer's runs of observatory_maintain (partitions ahead, retention, policies)", minimum=1)
+
+
+@dataclass(frozen=True)
+class StorageSettings(LogSettings, RedisSettings, ServiceSettings, AdminDatabaseSettings, AppDatabaseSettings, RetentionSettings):
     run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts")
     batch_size: int = env("BATCH_SIZE", 1000, "Spans per database write: a batch is written when it reaches this size", minimum=1)
     flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Seconds a partial batch waits before it is written", minimum=0.01)
@@ -20,6 +31,7 @@ class StorageSettings(LogSettings, RedisSettings, ServiceSettings, AdminDatabase
     claim_idle: float = env("CLAIM_IDLE", 60.0, "Seconds an entry may sit unacknowledged in another consumer's pending list before this writer claims it", minimum=1)
     max_deliveries: int = env("MAX_DELIVERIES", 5, "Deliveries after which an entry that keeps failing goes to the dead-letter stream", minimum=1)
     storage_metrics_port: int = env("STORAGE_METRICS_PORT", 9092, "Port of the writer's /metrics, /health and /ready", minimum=1)
+    ack_delay: float = env("ACK_DELAY", 0.0, "Fault-injection tests only: seconds to wait between commit and XACK (leave 0)", minimum=0)
 
     @property
     def consumer(self) -> str:

@@ -35,6 +35,7 @@ from cli.loadgen import Profile, TraceFactory, plan
 from cli.loadgen.database import write_all
 from storage.decode import SPAN_COLUMNS, SPAN_TYPES, Rows, request_rows
 from storage.migrations import Migrator
+from storage.writer import register_copy_dumpers
 
 SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -53,6 +54,7 @@ def empty_tables(dsn: str) -> None:
 
 async def raw_copy(dsn: str, rows: Rows) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        register_copy_dumpers(conn)  # decode's rows carry timestamptz and jsonb in COPY-ready form
         columns = ", ".join(f"{c} {t}" for c, t in zip(SPAN_COLUMNS, SPAN_TYPES))
         await conn.execute(f"DROP TABLE IF EXISTS raw_spans; CREATE UNLOGGED TABLE raw_spans ({columns})")
         async with conn.cursor() as cur:

@@ -152,3 +152,12 @@ def test_garbage_is_undecodable(body: bytes) -> None:
 def test_bad_id_lengths_are_undecodable() -> None:
     with pytest.raises(UndecodableEntry, match="3-byte trace id"):
         decode(request(trace_id=b"abc").SerializeToString())
+
+
+def test_times_beyond_a_bigint_are_undecodable() -> None:
+    with pytest.raises(UndecodableEntry, match="past year 2262"):
+        decode(request(end_time_unix_nano=2**63).SerializeToString())
+    req = request()
+    req.resource_spans[0].scope_spans[0].spans[0].events.add(time_unix_nano=2**64 - 1, name="late")
+    with pytest.raises(UndecodableEntry, match="event 'late' has a time past year 2262"):
+        decode(req.SerializeToString())
