@@ -1,0 +1,133 @@
+"""Usage over time: counts, errors, tokens and cost from the per-minute rollups for every
+whole minute of the window, from raw spans for the partial minutes at its edges; latency
+percentiles from raw spans (a block sample when the window holds many spans).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from api.queries import ERROR, Where, in_window
+from api.window import Window
+
+MINUTE = 60_000_000_000
+# group name -> (rollup column, the same value computed from a span row)
+GROUPS = {
+    "service": ("service_name", "service_name"),
+    "model": ("model", "coalesce(llm_request_model, llm_response_model)"),
+    "provider": ("provider", "llm_provider"),
+}
+_ROLLUP_BUCKET = "date_bin(%s::interval, bucket, timestamptz 'epoch')"
+_SPAN_BUCKET = "date_bin(%s::interval, start_time, timestamptz 'epoch')"
+_WHOLE = "NULL::timestamptz"
+
+
+@dataclass(frozen=True)
+class Usage:
+    rows: list[dict[str, Any]]
+    source: str  # rollups, raw, or rollups+raw
+    sample_fraction: float  # of spans the percentiles were computed from
+
+
+def _filters(where: Where, f: Mapping[str, Any], rollup: bool) -> None:
+    for name in ("service", "model", "provider"):
+        if f.get(name) is not None:
+            where.add(f"{GROUPS[name][0 if rollup else 1]} = %s", f[name])
+    if f.get("llm_only"):
+        where.add(f"{GROUPS['model'][0 if rollup else 1]} IS NOT NULL")
+
+
+def _split(span: Window) -> tuple[Window | None, list[Window]]:
+    """The whole-minute middle of the window (for rollups) and the partial edges (raw)."""
+    first = -(-span.start_ns // MINUTE) * MINUTE
+    last = span.end_ns // MINUTE * MINUTE
+    if first >= last:
+        return None, [span]
+    edges = [w for w in (Window(span.start_ns, first), Window(last, span.end_ns)) if w.start_ns < w.end_ns]
+    return Window(first, last), edges
+
+
+def _select(bucket: timedelta | None, groups: Sequence[str], rollup: bool) -> tuple[str, list[Any]]:
+    expr = _WHOLE if bucket is None else (_ROLLUP_BUCKET if rollup else _SPAN_BUCKET)
+    columns = [f"{expr} AS bucket"] + [f"{GROUPS[g][0 if rollup else 1]} AS {g}" for g in groups]
+    return ", ".join(columns), ([] if bucket is None else [bucket])
+
+
+def _totals_statement(f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str]) -> tuple[str, list[Any], str]:
+    middle, edges = _split(span)
+    parts: list[str] = []
+    args: list[Any] = []
+    if middle is not None:
+        select, select_args = _select(bucket, groups, rollup=True)
+        where = Where()
+        where.add("bucket >= %s AND bucket < %s", middle.start, middle.end)
+        _filters(where, f, rollup=True)
+        parts.append(
+            f"SELECT {select}, span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, "
+            f"duration_max_ns FROM span_rollups_1m WHERE {where.sql()}"
+        )
+        args += select_args + where.args
+    for edge in edges:
+        select, select_args = _select(bucket, groups, rollup=False)
+        where = Where()
+        in_window(where, edge)
+        _filters(where, f, rollup=False)
+        parts.append(
+            f"SELECT {select}, 1, (status_code = {ERROR})::int, input_tokens, output_tokens, cost_total_usd, "
+            f"duration_ns, duration_ns FROM spans WHERE {where.sql()}"
+        )
+        args += select_args + where.args
+    keys = ", ".join(["bucket", *groups])
+    statement = (
+        f"SELECT {keys}, sum(span_count)::bigint AS span_count, sum(error_count)::bigint AS error_count, "
+        f"coalesce(sum(input_tokens), 0)::bigint AS input_tokens, coalesce(sum(output_tokens), 0)::bigint AS output_tokens, "
+        f"coalesce(sum(cost_usd), 0) AS cost_usd, sum(duration_sum_ns) AS duration_sum_ns, "
+        f"max(duration_max_ns) AS duration_max_ns FROM ({' UNION ALL '.join(parts)}) AS parts "
+        f"GROUP BY {keys} ORDER BY {keys}"
+    )
+    source = "raw" if middle is None else ("rollups+raw" if edges else "rollups")
+    return statement, args, source
+
+
+async def _percentiles(
+    conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], fraction: float,
+) -> dict[tuple[Any, ...], list[float]]:
+    select, args = _select(bucket, groups, rollup=False)
+    where = Where()
+    in_window(where, span)
+    _filters(where, f, rollup=False)
+    # SYSTEM sampling reads only the sampled pages; REPEATABLE keeps repeated answers equal.
+    sample = f"TABLESAMPLE SYSTEM ({fraction * 100:.6f}) REPEATABLE (0)" if fraction < 1 else ""
+    keys = ", ".join(["bucket", *groups])
+    statement = (
+        f"SELECT {keys}, percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ns) AS p "
+        f"FROM (SELECT {select}, duration_ns FROM spans {sample} WHERE {where.sql()}) AS s GROUP BY {keys}"
+    )
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, args + where.args)
+        return {tuple(row[k] for k in ("bucket", *groups)): row["p"] for row in await cur.fetchall()}
+
+
+async def usage(
+    conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
+    sample_spans: int | None,
+) -> Usage:
+    """Rows per (bucket, *groups); sample_spans None skips latency percentiles."""
+    statement, args, source = _totals_statement(f, span, bucket, groups)
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, args)
+        rows = await cur.fetchall()
+    if sample_spans is None:
+        return Usage(rows, source, 0.0)
+    total = sum(row["span_count"] for row in rows)
+    fraction = min(1.0, sample_spans / total) if total else 1.0
+    percentiles = await _percentiles(conn, f, span, bucket, groups, fraction) if total else {}
+    for row in rows:
+        row["percentiles"] = percentiles.get(tuple(row[k] for k in ("bucket", *groups)))
+    return Usage(rows, source, fraction)
