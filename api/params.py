@@ -160,4 +160,9 @@ def query_values(query: Mapping[str, str], getall: Any) -> dict[str, list[str]]:
 def body_values(body: Any) -> dict[str, list[Any]]:
     if not isinstance(body, dict):
         raise bad_parameter("body", "must be a JSON object of search parameters")
-    return {name: (value if isinstance(value, list) else [value]) for name, value in body.items()}
+    # A list stands for a repeated parameter; an attribute filter takes one scalar, so its
+    # value is passed whole (and a list is refused there).
+    return {
+        name: (value if isinstance(value, list) and not name.startswith(ATTR_PREFIX) else [value])
+        for name, value in body.items()
+    }

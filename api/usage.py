@@ -79,8 +79,9 @@ def _totals_statement(f: Mapping[str, Any], span: Window, bucket: timedelta | No
         in_window(where, edge)
         _filters(where, f, rollup=False)
         parts.append(
-            f"SELECT {select}, 1, (status_code = {ERROR})::int, input_tokens, output_tokens, cost_total_usd, "
-            f"duration_ns, duration_ns FROM spans WHERE {where.sql()}"
+            f"SELECT {select}, 1 AS span_count, (status_code = {ERROR})::int AS error_count, input_tokens, output_tokens, "
+            f"cost_total_usd AS cost_usd, duration_ns AS duration_sum_ns, duration_ns AS duration_max_ns "
+            f"FROM spans WHERE {where.sql()}"
         )
         args += select_args + where.args
     keys = ", ".join(["bucket", *groups])
