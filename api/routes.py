@@ -47,10 +47,9 @@ async def get_trace(request: web.Request) -> web.Response:
     trace_id = _path_id(request, "trace_id", 16)
     _query(request, ())
     async with request.app[POOL].connection() as conn:
-        rows = await queries.trace_spans(conn, trace_id)
-        if not rows:
-            raise not_found(f"no trace with id {trace_id.hex()}")
-        events, links = await queries.events_and_links(conn, trace_id)
+        rows, events, links = await queries.trace(conn, trace_id)
+    if not rows:
+        raise not_found(f"no trace with id {trace_id.hex()}")
     ordered = tree.tree_order(rows)
     summary = tree.summary(ordered)
     start_ns, end_ns = summary.pop("start_ns"), summary.pop("end_ns")
@@ -166,8 +165,7 @@ async def get_usage(request: web.Request) -> web.Response:
     groups = tuple(dict.fromkeys(values["group_by"]))
 
     async def compute() -> dict[str, Any]:
-        async with request.app[POOL].connection() as conn:
-            result = await usage(conn, values, span, timedelta(seconds=width), groups, settings.percentile_sample_spans)
+        result = await usage(request.app[POOL], values, span, timedelta(seconds=width), groups, settings.percentile_sample_spans)
         return {
             "window": serialize.window(span.start_ns, span.end_ns), "bucket": values["bucket"], "group_by": list(groups),
             "source": result.source, "latency_sample_fraction": round(result.sample_fraction, 6),
@@ -190,8 +188,7 @@ async def _inventory(request: web.Request, groups: tuple[str, ...], filters: dic
     span = window(_query(request, specs.INVENTORY), settings.default_window, settings.max_usage_window)
 
     async def compute() -> dict[str, Any]:
-        async with request.app[POOL].connection() as conn:
-            result = await usage(conn, filters, span, None, groups, None)
+        result = await usage(request.app[POOL], filters, span, None, groups, None)
         items = sorted((serialize.usage_row(r, groups) for r in result.rows), key=lambda r: -r["request_count"])
         return {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
 

@@ -5,6 +5,7 @@ percentiles from raw spans (a block sample when the window holds many spans).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from api.queries import ERROR, Where, in_window
 from api.window import Window
@@ -115,20 +117,48 @@ async def _percentiles(
         return {tuple(row[k] for k in ("bucket", *groups)): row["p"] for row in await cur.fetchall()}
 
 
+async def _rollup_span_count(conn: AsyncConnection, f: Mapping[str, Any], span: Window) -> int:
+    """Spans in the whole minutes of the window, from the rollups: sizes the percentile sample."""
+    middle, _ = _split(span)
+    if middle is None:
+        return 0
+    where = Where()
+    where.add("bucket >= %s AND bucket < %s", middle.start, middle.end)
+    _filters(where, f, rollup=True)
+    async with conn.cursor() as cur:
+        await cur.execute(f"SELECT coalesce(sum(span_count), 0)::bigint FROM span_rollups_1m WHERE {where.sql()}", where.args)
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _totals(pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str]) -> tuple[list[dict[str, Any]], str]:
+    statement, args, source = _totals_statement(f, span, bucket, groups)
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(statement, args)
+        return await cur.fetchall(), source
+
+
+async def _sampled_percentiles(
+    pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], sample_spans: int,
+) -> tuple[dict[tuple[Any, ...], list[float]], float]:
+    async with pool.connection() as conn:
+        count = await _rollup_span_count(conn, f, span)
+        fraction = min(1.0, sample_spans / count) if count else 1.0
+        return await _percentiles(conn, f, span, bucket, groups, fraction), fraction
+
+
 async def usage(
-    conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
+    pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
     sample_spans: int | None,
 ) -> Usage:
-    """Rows per (bucket, *groups); sample_spans None skips latency percentiles."""
-    statement, args, source = _totals_statement(f, span, bucket, groups)
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(statement, args)
-        rows = await cur.fetchall()
+    """Rows per (bucket, *groups); sample_spans None skips latency percentiles. Totals and
+    percentiles run at once on two connections: they read different relations."""
     if sample_spans is None:
+        rows, source = await _totals(pool, f, span, bucket, groups)
         return Usage(rows, source, 0.0)
-    total = sum(row["span_count"] for row in rows)
-    fraction = min(1.0, sample_spans / total) if total else 1.0
-    percentiles = await _percentiles(conn, f, span, bucket, groups, fraction) if total else {}
+    (rows, source), (percentiles, fraction) = await asyncio.gather(
+        _totals(pool, f, span, bucket, groups), _sampled_percentiles(pool, f, span, bucket, groups, sample_spans),
+    )
     for row in rows:
         row["percentiles"] = percentiles.get(tuple(row[k] for k in ("bucket", *groups)))
     return Usage(rows, source, fraction)

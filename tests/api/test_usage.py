@@ -101,3 +101,11 @@ async def test_aggregates_are_cached(make_client: ClientFactory, api_database: D
     finally:
         with api_database.connect() as conn:
             conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'late'")
+
+
+async def test_percentiles_come_from_a_sample_above_the_limit(make_client: ClientFactory) -> None:
+    client = await make_client(percentile_sample_spans=5)
+    body = await get_json(client, "/api/v1/metrics", **WINDOW)
+    # The whole minutes hold 15 spans (rollups), so about a third of the pages are read.
+    assert body["latency_sample_fraction"] == round(5 / 15, 6)
+    assert [(r["request_count"], r["input_tokens"]) for r in body["rows"]] == [(18, 1080)]  # totals stay exact
