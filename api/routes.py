@@ -17,7 +17,7 @@ from api.params import Param, body_values, parse, query_values
 from api.problems import Problem, bad_parameter, not_found
 from api.settings import ApiSettings
 from api.usage import usage
-from api.window import NANOS, check_limit, encode_cursor, page, window
+from api.window import check_limit, encode_cursor, page, window
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)

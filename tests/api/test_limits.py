@@ -10,7 +10,7 @@ from api.settings import ApiSettings
 from common.settings import SettingsError, load
 from tests.api.conftest import KEY_ALL, KEY_TRACES, ClientFactory, token
 from tests.api.scenario import TRACE_A
-from tests.support import async_wait_for
+from tests.support import async_wait_for, free_port
 
 TRACE = f"/api/v1/traces/{TRACE_A}"
 
@@ -109,3 +109,17 @@ async def test_request_metrics_per_route(client: TestClient) -> None:
 def test_bad_security_settings_are_refused_at_start(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load(ApiSettings, environ)
+
+
+async def test_without_redis_answers_are_served_uncached_and_unlimited(make_client: ClientFactory) -> None:
+    client = await make_client(redis_url=f"redis://127.0.0.1:{free_port()}/0", rate_limit_requests=1, redis_timeout=1.0)
+    errors = metric("observatory_api_redis_errors_total", use="ratelimit")
+    for _ in range(3):  # over the limit of 1, but the limit cannot be counted
+        response = await client.get(TRACE, headers={"X-API-Key": KEY_ALL})
+        assert response.status == 200 and "RateLimit-Limit" not in response.headers
+    assert metric("observatory_api_redis_errors_total", use="ratelimit") == errors + 3
+    services = await client.get("/api/v1/services", headers={"X-API-Key": KEY_ALL})
+    assert services.status == 200 and services.headers["Cache-Status"] == "observatory-api; fwd=miss"
+    assert metric("observatory_api_cache_requests_total", result="error") >= 1
+    ready = await client.get("/api/v1/ready")
+    assert ready.status == 503 and (await ready.json())["checks"]["redis"] != "ok"

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.api.conftest import ClientFactory, get_json
+from tests.api.test_limits import metric
 from tests.api.data import S, Rollup, insert_rollups, ns
 from tests.conftest import Database
 
@@ -88,6 +89,7 @@ async def test_aggregates_are_cached(make_client: ClientFactory, api_database: D
     client = await make_client(cache_ttl=60)
     uncached = await make_client(cache_ttl=0)
     window = {"start": "2025-06-04T10:00:00Z", "end": "2025-06-04T11:00:00Z"}
+    hits, misses = metric("observatory_api_cache_requests_total", result="hit"), metric("observatory_api_cache_requests_total", result="miss")
     first = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
     assert first.headers["Cache-Status"] == "observatory-api; fwd=miss" and (await first.json())["services"] == []
     with api_database.connect() as conn:
@@ -95,6 +97,8 @@ async def test_aggregates_are_cached(make_client: ClientFactory, api_database: D
     try:
         again = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
         assert again.headers["Cache-Status"] == "observatory-api; hit" and (await again.json())["services"] == []
+        assert metric("observatory_api_cache_requests_total", result="hit") == hits + 1
+        assert metric("observatory_api_cache_requests_total", result="miss") == misses + 1
         fresh = await uncached.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
         assert fresh.headers["Cache-Status"] == "observatory-api; fwd=off"
         assert [s["service"] for s in (await fresh.json())["services"]] == ["late"]
