@@ -165,7 +165,10 @@ async def get_usage(request: web.Request) -> web.Response:
     groups = tuple(dict.fromkeys(values["group_by"]))
 
     async def compute() -> dict[str, Any]:
-        result = await usage(request.app[POOL], values, span, timedelta(seconds=width), groups, settings.percentile_sample_spans)
+        result = await usage(
+            request.app[POOL], values, span, timedelta(seconds=width), groups, settings.percentile_sample_spans,
+            settings.rollup_tiers,
+        )
         return {
             "window": serialize.window(span.start_ns, span.end_ns), "bucket": values["bucket"], "group_by": list(groups),
             "source": result.source, "latency_sample_fraction": round(result.sample_fraction, 6),
@@ -188,7 +191,7 @@ async def _inventory(request: web.Request, groups: tuple[str, ...], filters: dic
     span = window(_query(request, specs.INVENTORY), settings.default_window, settings.max_usage_window)
 
     async def compute() -> dict[str, Any]:
-        result = await usage(request.app[POOL], filters, span, None, groups, None)
+        result = await usage(request.app[POOL], filters, span, None, groups, None, settings.rollup_tiers)
         items = sorted((serialize.usage_row(r, groups) for r in result.rows), key=lambda r: -r["request_count"])
         return {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
 

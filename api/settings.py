@@ -34,12 +34,19 @@ class ApiSettings(LogSettings, RedisSettings, ServiceSettings, ReadonlyDatabaseS
     max_usage_window: int = env("API_MAX_USAGE_WINDOW", 90 * 86400, "Widest time window, in seconds, of usage, services and models answers", minimum=1)
     max_limit: int = env("API_MAX_LIMIT", 1000, "Most rows one page of a search may hold", minimum=1)
     percentile_sample_spans: int = env(
-        "API_PERCENTILE_SAMPLE_SPANS", 200_000,
+        "API_PERCENTILE_SAMPLE_SPANS", 100_000,
         "Above this many spans in a usage window, latency percentiles are estimated from a block sample of about this size",
         minimum=1000,
     )
+    rollup_tiers: tuple[str, ...] = env(
+        "API_ROLLUP_TIERS", ("1m",),
+        "Rollup relations usage answers read, comma-separated: 1m (span_rollups_1m) and, where the storage keeps one, 1h (span_rollups_1h)",
+    )
 
     def validate(self) -> None:
+        unknown = set(self.rollup_tiers) - {"1m", "1h"}
+        if unknown or "1m" not in self.rollup_tiers:
+            raise SettingsError(f"API_ROLLUP_TIERS must list 1m and optionally 1h, got {','.join(self.rollup_tiers)!r}")
         parse_key_entries(self.api_keys)  # raises SettingsError naming API_KEYS
         if self.jwt_secret and len(self.jwt_secret.encode()) < 32:
             raise SettingsError("JWT_SECRET must be at least 32 bytes (RFC 7518 asks HS256 keys to be as long as the hash)")

@@ -1,6 +1,7 @@
-"""Usage over time: counts, errors, tokens and cost from the per-minute rollups for every
-whole minute of the window, from raw spans for the partial minutes at its edges; latency
-percentiles from raw spans (a block sample when the window holds many spans).
+"""Usage over time: counts, errors, tokens and cost from the rollups for every whole
+rollup bucket of the window (the coarsest tier first: hourly where configured, then
+per-minute), from raw spans for the partial minutes at its edges; latency percentiles
+from raw spans (a block sample when the window holds many spans).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from api.queries import ERROR, Where, in_window
 from api.window import Window
 
 MINUTE = 60_000_000_000
+HOUR = 60 * MINUTE
+# API_ROLLUP_TIERS name -> (relation, bucket width); every tier has the columns of span_rollups_1m.
+TIERS = {"1m": ("span_rollups_1m", MINUTE), "1h": ("span_rollups_1h", HOUR)}
 # group name -> (rollup column, the same value computed from a span row)
 GROUPS = {
     "service": ("service_name", "service_name"),
@@ -45,14 +49,28 @@ def _filters(where: Where, f: Mapping[str, Any], rollup: bool) -> None:
         where.add(f"{GROUPS['model'][0 if rollup else 1]} IS NOT NULL")
 
 
-def _split(span: Window) -> tuple[Window | None, list[Window]]:
-    """The whole-minute middle of the window (for rollups) and the partial edges (raw)."""
-    first = -(-span.start_ns // MINUTE) * MINUTE
-    last = span.end_ns // MINUTE * MINUTE
+def _plan(span: Window, tiers: Sequence[tuple[str, int]]) -> list[tuple[str | None, Window]]:
+    """(relation, part) covering the window: whole buckets of the first tier, the partial
+    edges from the finer tiers, and what no tier covers from raw spans (None)."""
+    if not tiers:
+        return [(None, span)]
+    relation, width = tiers[0]
+    first = -(-span.start_ns // width) * width
+    last = span.end_ns // width * width
     if first >= last:
-        return None, [span]
-    edges = [w for w in (Window(span.start_ns, first), Window(last, span.end_ns)) if w.start_ns < w.end_ns]
-    return Window(first, last), edges
+        return _plan(span, tiers[1:])
+    parts: list[tuple[str | None, Window]] = [(relation, Window(first, last))]
+    for edge in (Window(span.start_ns, first), Window(last, span.end_ns)):
+        if edge.start_ns < edge.end_ns:
+            parts += _plan(edge, tiers[1:])
+    return parts
+
+
+def usable_tiers(names: Sequence[str], bucket: timedelta | None) -> list[tuple[str, int]]:
+    """Tiers, coarsest first, whose buckets fit whole into the answer's buckets."""
+    tiers = sorted((TIERS[n] for n in names), key=lambda t: -t[1])
+    step = None if bucket is None else int(bucket.total_seconds()) * 1_000_000_000
+    return [t for t in tiers if step is None or step % t[1] == 0]
 
 
 def _select(bucket: timedelta | None, groups: Sequence[str], rollup: bool) -> tuple[str, list[Any]]:
@@ -61,30 +79,30 @@ def _select(bucket: timedelta | None, groups: Sequence[str], rollup: bool) -> tu
     return ", ".join(columns), ([] if bucket is None else [bucket])
 
 
-def _totals_statement(f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str]) -> tuple[str, list[Any], str]:
-    middle, edges = _split(span)
+def _totals_statement(
+    f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], tiers: Sequence[tuple[str, int]],
+) -> tuple[str, list[Any], str]:
+    plan = _plan(span, tiers)
     parts: list[str] = []
     args: list[Any] = []
-    if middle is not None:
-        select, select_args = _select(bucket, groups, rollup=True)
+    for relation, part in plan:
+        select, select_args = _select(bucket, groups, rollup=relation is not None)
         where = Where()
-        where.add("bucket >= %s AND bucket < %s", middle.start, middle.end)
-        _filters(where, f, rollup=True)
-        parts.append(
-            f"SELECT {select}, span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, "
-            f"duration_max_ns FROM span_rollups_1m WHERE {where.sql()}"
-        )
-        args += select_args + where.args
-    for edge in edges:
-        select, select_args = _select(bucket, groups, rollup=False)
-        where = Where()
-        in_window(where, edge)
-        _filters(where, f, rollup=False)
-        parts.append(
-            f"SELECT {select}, 1 AS span_count, (status_code = {ERROR})::int AS error_count, input_tokens, output_tokens, "
-            f"cost_total_usd AS cost_usd, duration_ns AS duration_sum_ns, duration_ns AS duration_max_ns "
-            f"FROM spans WHERE {where.sql()}"
-        )
+        if relation is not None:
+            where.add("bucket >= %s AND bucket < %s", part.start, part.end)
+            _filters(where, f, rollup=True)
+            parts.append(
+                f"SELECT {select}, span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, "
+                f"duration_max_ns FROM {relation} WHERE {where.sql()}"
+            )
+        else:
+            in_window(where, part)
+            _filters(where, f, rollup=False)
+            parts.append(
+                f"SELECT {select}, 1 AS span_count, (status_code = {ERROR})::int AS error_count, input_tokens, output_tokens, "
+                f"cost_total_usd AS cost_usd, duration_ns AS duration_sum_ns, duration_ns AS duration_max_ns "
+                f"FROM spans WHERE {where.sql()}"
+            )
         args += select_args + where.args
     keys = ", ".join(["bucket", *groups])
     statement = (
@@ -94,8 +112,8 @@ def _totals_statement(f: Mapping[str, Any], span: Window, bucket: timedelta | No
         f"max(duration_max_ns) AS duration_max_ns FROM ({' UNION ALL '.join(parts)}) AS parts "
         f"GROUP BY {keys} ORDER BY {keys}"
     )
-    source = "raw" if middle is None else ("rollups+raw" if edges else "rollups")
-    return statement, args, source
+    sources = {"raw" if relation is None else "rollups" for relation, _ in plan}
+    return statement, args, "+".join(sorted(sources, reverse=True))
 
 
 async def _percentiles(
@@ -118,21 +136,24 @@ async def _percentiles(
 
 
 async def _rollup_span_count(conn: AsyncConnection, f: Mapping[str, Any], span: Window) -> int:
-    """Spans in the whole minutes of the window, from the rollups: sizes the percentile sample."""
-    middle, _ = _split(span)
-    if middle is None:
+    """Spans in the whole minutes of the window, from the per-minute rollups: sizes the percentile sample."""
+    relation, part = _plan(span, [TIERS["1m"]])[0]
+    if relation is None:
         return 0
     where = Where()
-    where.add("bucket >= %s AND bucket < %s", middle.start, middle.end)
+    where.add("bucket >= %s AND bucket < %s", part.start, part.end)
     _filters(where, f, rollup=True)
     async with conn.cursor() as cur:
-        await cur.execute(f"SELECT coalesce(sum(span_count), 0)::bigint FROM span_rollups_1m WHERE {where.sql()}", where.args)
+        await cur.execute(f"SELECT coalesce(sum(span_count), 0)::bigint FROM {relation} WHERE {where.sql()}", where.args)
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
 
-async def _totals(pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str]) -> tuple[list[dict[str, Any]], str]:
-    statement, args, source = _totals_statement(f, span, bucket, groups)
+async def _totals(
+    pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
+    tiers: Sequence[str],
+) -> tuple[list[dict[str, Any]], str]:
+    statement, args, source = _totals_statement(f, span, bucket, groups, usable_tiers(tiers, bucket))
     async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(statement, args)
         return await cur.fetchall(), source
@@ -149,15 +170,15 @@ async def _sampled_percentiles(
 
 async def usage(
     pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
-    sample_spans: int | None,
+    sample_spans: int | None, tiers: Sequence[str] = ("1m",),
 ) -> Usage:
     """Rows per (bucket, *groups); sample_spans None skips latency percentiles. Totals and
     percentiles run at once on two connections: they read different relations."""
     if sample_spans is None:
-        rows, source = await _totals(pool, f, span, bucket, groups)
+        rows, source = await _totals(pool, f, span, bucket, groups, tiers)
         return Usage(rows, source, 0.0)
     (rows, source), (percentiles, fraction) = await asyncio.gather(
-        _totals(pool, f, span, bucket, groups), _sampled_percentiles(pool, f, span, bucket, groups, sample_spans),
+        _totals(pool, f, span, bucket, groups, tiers), _sampled_percentiles(pool, f, span, bucket, groups, sample_spans),
     )
     for row in rows:
         row["percentiles"] = percentiles.get(tuple(row[k] for k in ("bucket", *groups)))

@@ -64,14 +64,14 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def api_process(readonly_dsn: str, key: str, cache_ttl: int) -> AsyncIterator[str]:
+async def api_process(readonly_dsn: str, key: str, cache_ttl: int, tiers: str = "1m") -> AsyncIterator[str]:
     port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("API_")}
     env.update({
         "DATABASE_READONLY_URL": readonly_dsn, "API_KEYS": entry_for("bench", "*", key), "API_PORT": str(port),
         "API_METRICS_PORT": str(metrics_port), "API_HOST": "127.0.0.1", "METRICS_HOST": "127.0.0.1",
         "RATE_LIMIT_REQUESTS": "1000000000", "API_CACHE_TTL": str(cache_ttl), "REDIS_KEY_PREFIX": f"bench-api:{port}:",
-        "LOG_LEVEL": "warning", "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "warning", "API_ROLLUP_TIERS": tiers, "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(ROOT),
     })
     proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT)
     try:
@@ -183,11 +183,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     sql = await sql_runs(readonly, scenarios, counts, args.sample_spans)
     async with api_process(readonly, key, cache_ttl=60) as base:
         cached = await http_runs(base, key, scenarios, {"trace": 1, "search": 1, "usage": args.usage_requests})
+    async with api_process(readonly, key, cache_ttl=0, tiers="1m,1h") as base:
+        hourly = await http_runs(base, key, scenarios, {"trace": 1, "search": 1, "usage": args.usage_requests})
     result: dict[str, Any] = {"spans": total, "scenarios": {}}
     for name in api:
         a, q = summary(api[name]), summary(sql[name])
         result["scenarios"][name] = {"api": a, "sql": q, "api_over_sql_p50": round(a["p50_ms"] / q["p50_ms"], 2)}
-    result["scenarios"]["usage_7d"]["api_cached"] = summary(cached["usage_7d"])
+    usage_7d = result["scenarios"]["usage_7d"]
+    usage_7d["api_cached"] = summary(cached["usage_7d"])
+    usage_7d["api_hourly_tier"] = summary(hourly["usage_7d"])
+    usage_7d["minute_tier_over_hourly_tier_p50"] = round(usage_7d["api"]["p50_ms"] / usage_7d["api_hourly_tier"]["p50_ms"], 2)
     return result
 
 
@@ -198,7 +203,7 @@ def main() -> None:
     parser.add_argument("--trace-requests", type=int, default=300)
     parser.add_argument("--search-requests", type=int, default=100)
     parser.add_argument("--usage-requests", type=int, default=30)
-    parser.add_argument("--sample-spans", type=int, default=200_000, help="API_PERCENTILE_SAMPLE_SPANS for the SQL runs")
+    parser.add_argument("--sample-spans", type=int, default=100_000, help="API_PERCENTILE_SAMPLE_SPANS for the SQL runs")
     parser.add_argument("--seed", type=int, default=1)
     result = asyncio.run(main_async(parser.parse_args()))
     print(json.dumps(result, indent=2))

@@ -105,6 +105,8 @@ async def test_request_metrics_per_route(client: TestClient) -> None:
     ({"API_KEYS": "just-a-key"}, "API_KEYS entry 1 must be NAME:SCOPES:SHA256"),
     ({"JWT_SECRET": "short"}, "JWT_SECRET must be at least 32 bytes"),
     ({"RATE_LIMIT_REQUESTS": "-1"}, "RATE_LIMIT_REQUESTS must be"),
+    ({"API_ROLLUP_TIERS": "1h"}, "API_ROLLUP_TIERS must list 1m"),
+    ({"API_ROLLUP_TIERS": "1m,1d"}, "API_ROLLUP_TIERS must list 1m"),
 ])
 def test_bad_security_settings_are_refused_at_start(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):

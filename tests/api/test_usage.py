@@ -113,3 +113,32 @@ async def test_percentiles_come_from_a_sample_above_the_limit(make_client: Clien
     # The whole minutes hold 15 spans (rollups), so about a third of the pages are read.
     assert body["latency_sample_fraction"] == round(5 / 15, 6)
     assert [(r["request_count"], r["input_tokens"]) for r in body["rows"]] == [(18, 1080)]  # totals stay exact
+
+
+async def test_an_hourly_tier_answers_whole_hours_when_configured(make_client: ClientFactory, api_database: Database) -> None:
+    eleven = ns("2025-06-03T11:00:00Z")
+    with api_database.connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS span_rollups_1h (LIKE span_rollups_1m)")
+        conn.execute("GRANT SELECT ON span_rollups_1h TO observatory_readonly")
+        conn.execute("DELETE FROM span_rollups_1h")
+        conn.execute(
+            "INSERT INTO span_rollups_1h SELECT to_timestamp(%s), 'hourly', NULL, NULL, 1000, 0, 0, 0, 0, 0, 0", (eleven // S,),
+        )
+        # The per-minute rows of that hour say otherwise, so the answer shows which tier was read.
+        insert_rollups(conn, [Rollup(eleven + 300 * S, "minutely", None, None, 7, 0, 0, 0, Decimal(0), S, S)])
+    try:
+        window = {"start": "2025-06-03T10:59:30Z", "end": "2025-06-03T12:00:30Z"}
+        tiered = await make_client(rollup_tiers=("1m", "1h"))
+        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service")
+        assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("hourly", 1000)]
+        assert body["source"] == "rollups+raw"  # the half minutes at either end
+        # 5-minute buckets do not fit whole hours: the per-minute tier answers.
+        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service", bucket="5m")
+        assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("minutely", 7)]
+        minutes_only = await make_client()
+        services = await get_json(minutes_only, "/api/v1/services", **window)
+        assert [(s["service"], s["request_count"]) for s in services["services"]] == [("minutely", 7)]
+    finally:
+        with api_database.connect() as conn:
+            conn.execute("DROP TABLE span_rollups_1h")
+            conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'minutely'")
