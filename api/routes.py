@@ -17,7 +17,7 @@ from api.params import Param, body_values, parse, query_values
 from api.problems import Problem, bad_parameter, not_found
 from api.settings import ApiSettings
 from api.usage import usage
-from api.window import check_limit, encode_cursor, page, window
+from api.window import Window, check_limit, encode_cursor, page, window
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
@@ -87,7 +87,7 @@ async def search_traces(request: web.Request) -> web.Response:
 
 def _page_answer(
     name: str, items: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int, values: Mapping[str, Any],
-    span: Any, key: Callable[[dict[str, Any]], list[Any]],
+    span: Window, key: Callable[[dict[str, Any]], list[Any]],
 ) -> web.Response:
     more = len(rows) > limit
     cursor = encode_cursor(key(rows[limit - 1]), values, span) if more else None

@@ -135,16 +135,22 @@ async def _percentiles(
         return {tuple(row[k] for k in ("bucket", *groups)): row["p"] for row in await cur.fetchall()}
 
 
-async def _rollup_span_count(conn: AsyncConnection, f: Mapping[str, Any], span: Window) -> int:
-    """Spans in the whole minutes of the window, from the per-minute rollups: sizes the percentile sample."""
-    relation, part = _plan(span, [TIERS["1m"]])[0]
-    if relation is None:
+async def _rollup_span_count(conn: AsyncConnection, f: Mapping[str, Any], span: Window, tiers: Sequence[str]) -> int:
+    """Spans in the window's whole rollup buckets (coarsest tier first): sizes the percentile sample."""
+    parts: list[str] = []
+    args: list[Any] = []
+    for relation, part in _plan(span, usable_tiers(tiers, None)):
+        if relation is None:
+            continue
+        where = Where()
+        where.add("bucket >= %s AND bucket < %s", part.start, part.end)
+        _filters(where, f, rollup=True)
+        parts.append(f"SELECT sum(span_count) AS n FROM {relation} WHERE {where.sql()}")
+        args += where.args
+    if not parts:
         return 0
-    where = Where()
-    where.add("bucket >= %s AND bucket < %s", part.start, part.end)
-    _filters(where, f, rollup=True)
     async with conn.cursor() as cur:
-        await cur.execute(f"SELECT coalesce(sum(span_count), 0)::bigint FROM {relation} WHERE {where.sql()}", where.args)
+        await cur.execute(f"SELECT coalesce(sum(n), 0)::bigint FROM ({' UNION ALL '.join(parts)}) AS counts", args)
         row = await cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -160,10 +166,11 @@ async def _totals(
 
 
 async def _sampled_percentiles(
-    pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], sample_spans: int,
+    pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
+    sample_spans: int, tiers: Sequence[str],
 ) -> tuple[dict[tuple[Any, ...], list[float]], float]:
     async with pool.connection() as conn:
-        count = await _rollup_span_count(conn, f, span)
+        count = await _rollup_span_count(conn, f, span, tiers)
         fraction = min(1.0, sample_spans / count) if count else 1.0
         return await _percentiles(conn, f, span, bucket, groups, fraction), fraction
 
@@ -178,7 +185,7 @@ async def usage(
         rows, source = await _totals(pool, f, span, bucket, groups, tiers)
         return Usage(rows, source, 0.0)
     (rows, source), (percentiles, fraction) = await asyncio.gather(
-        _totals(pool, f, span, bucket, groups, tiers), _sampled_percentiles(pool, f, span, bucket, groups, sample_spans),
+        _totals(pool, f, span, bucket, groups, tiers), _sampled_percentiles(pool, f, span, bucket, groups, sample_spans, tiers),
     )
     for row in rows:
         row["percentiles"] = percentiles.get(tuple(row[k] for k in ("bucket", *groups)))
