@@ -78,7 +78,7 @@ async def search_traces(request: web.Request) -> web.Response:
     span, after = page(values, settings.default_window, settings.max_search_window, (int, str))
     async with request.app[POOL].connection() as conn:
         rows = await trace_search.search_traces(conn, values, span, after, limit)
-    sort_column = "start_ns" if values["sort"].lstrip("-") == "start_time" else "duration_ns"
+    sort_column = "root_start_ns" if values["sort"].lstrip("-") == "start_time" else "root_duration_ns"
     return _page_answer(
         "traces", [serialize.trace_summary(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last[sort_column], bytes(last["trace_id"]).hex()],

@@ -13,6 +13,7 @@ Scenarios (the issue's targets):
 - span search over 24 h (p99 <= 200 ms): a random 24 h window of the 7 days, one service,
   LLM client spans slower than 1 s, first page of 100.
 - usage over 7 days (p99 <= 300 ms): bucket 1 h, grouped by model, percentiles included.
+- trace search over 24 h (no target): one service, traces with an error, first page of 50.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ class Scenarios:
         return {"start": str(start), "end": str(end), "service": self.services[n % 1000], "kind": "client",
                 "min_duration_ms": "1000", "limit": "100"}
 
+    def trace_filters(self, n: int) -> dict[str, str]:
+        start, end = self.windows[n % 1000]
+        return {"start": str(start), "end": str(end), "service": self.services[n % 1000], "status": "error", "limit": "50"}
+
     def usage_params(self) -> dict[str, str]:
         return {"start": str(self.last_ns - 7 * DAY), "end": str(self.last_ns), "bucket": "1h", "group_by": "model"}
 
@@ -134,17 +139,23 @@ async def http_runs(base: str, key: str, s: Scenarios, counts: dict[str, int]) -
             "trace_by_id": await timed(counts["trace"], lambda n: get(f"/api/v1/traces/{s.trace_ids[n % len(s.trace_ids)]}")),
             "span_search_24h": await timed(counts["search"], lambda n: get("/api/v1/spans", s.search_filters(n))),
             "usage_7d": await timed(counts["usage"], lambda n: get("/api/v1/metrics", s.usage_params())),
+            "trace_search_24h": await timed(counts["search"], lambda n: get("/api/v1/traces", s.trace_filters(n))),
         }
 
 
 async def sql_runs(readonly_dsn: str, s: Scenarios, counts: dict[str, int], sample_spans: int) -> dict[str, list[float]]:
     from api.params import parse
-    from api.specs import SPAN_SEARCH, USAGE
+    from api.specs import SPAN_SEARCH, TRACE_SEARCH, USAGE
+    from api.trace_search import search_traces
 
     async with await psycopg.AsyncConnection.connect(readonly_dsn, autocommit=True) as conn:
         async def trace(n: int) -> None:
             trace_id = bytes.fromhex(s.trace_ids[n % len(s.trace_ids)])
             await queries.trace(conn, trace_id)
+
+        async def traces(n: int) -> None:
+            values = parse(TRACE_SEARCH, {k: [v] for k, v in s.trace_filters(n).items()})
+            await search_traces(conn, values, Window(values["start"], values["end"]), None, 50)
 
         async def search(n: int) -> None:
             values = parse(SPAN_SEARCH, {k: [v] for k, v in s.search_filters(n).items()}, attrs=True)
@@ -159,6 +170,7 @@ async def sql_runs(readonly_dsn: str, s: Scenarios, counts: dict[str, int], samp
                 "trace_by_id": await timed(counts["trace"], trace),
                 "span_search_24h": await timed(counts["search"], search),
                 "usage_7d": await timed(counts["usage"], usage_7d),
+                "trace_search_24h": await timed(counts["search"], traces),
             }
 
 

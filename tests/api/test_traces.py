@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.api.conftest import get_json
 from tests.api.data import MS, S
-from tests.api.scenario import LLM_A, LLM_B, RETRIEVE_A, ROOT_A, ROOT_B, ROOT_C, T0, TRACE_A, TRACE_B, TRACE_C
+from tests.api.scenario import LLM_A, RETRIEVE_A, ROOT_A, ROOT_B, ROOT_C, T0, TRACE_A, TRACE_B, TRACE_C
 
 WINDOW = {"start": "2025-06-01T09:59:00Z", "end": "2025-06-01T10:10:00Z"}
 
@@ -95,10 +95,16 @@ async def test_trace_search_filters(client: TestClient, params: dict[str, str], 
 async def test_trace_search_window_edges(client: TestClient) -> None:
     # start inclusive, end exclusive, at nanosecond precision
     assert await _trace_ids(client, start=str(T0 + 60 * S), end=str(T0 + 120 * S)) == [TRACE_B]
-    assert await _trace_ids(client, start=str(T0 + 60 * S + 5 * MS + 1), end=str(T0 + 120 * S + 1)) == [TRACE_C]
-    # A trace is in the window when any of its spans starts there; its summary covers those spans.
-    body = await get_json(client, "/api/v1/traces", start=str(T0 + 60 * S + 1), end=str(T0 + 120 * S))
-    assert [(t["trace_id"], t["span_count"], t["root"]["span_id"]) for t in body["traces"]] == [(TRACE_B, 1, LLM_B)]
+    # A trace is in the window when its root span starts there (B's LLM span starts inside
+    # this one, its root just before); its summary covers all its spans.
+    assert await _trace_ids(client, start=str(T0 + 60 * S + 1), end=str(T0 + 120 * S + 1)) == [TRACE_C]
+    body = await get_json(client, "/api/v1/traces", start=str(T0), end=str(T0 + 1))
+    assert [(t["trace_id"], t["span_count"], t["end_time_unix_nano"]) for t in body["traces"]] == [(TRACE_A, 3, T0 + 500 * MS)]
+
+
+async def test_a_trace_without_a_stored_root_is_not_searched(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/traces", start=str(T0 + 60 * S + 1), end=str(T0 + 61 * S))
+    assert body["traces"] == []  # only B's LLM span starts here
 
 
 @pytest.mark.parametrize("sort", ["-start_time", "start_time", "-duration", "duration"])
