@@ -1,33 +1,251 @@
-"""HTTP routes of the query API (under /api/v1)."""
+"""HTTP routes of the query API (under /api/v1): parse, query, serialise."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from api import queries, serialize
-from common.otlp import parse_hex_id
+from api import queries, serialize, specs, trace_search, tree
+from api.cache import AnswerCache
+from api.params import Param, body_values, parse, query_values
+from api.problems import Problem, bad_parameter, not_found
+from api.settings import ApiSettings
+from api.usage import usage
+from api.window import Window, check_limit, encode_cursor, page, window
+from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
+CACHE = web.AppKey("cache", AnswerCache)
+SETTINGS = web.AppKey("settings", ApiSettings)
+READY_CHECKS = web.AppKey("ready_checks", dict)
+OPENAPI = web.AppKey("openapi", bytes)
+PREFIX = "/api/v1"
+MAX_BUCKETS = 10_080  # a week of minutes
+MAX_BODY = 64 * 1024
 
 
-def problem(status: int, title: str, detail: str, **extra: object) -> web.Response:
-    """An RFC 9457 problem-details answer."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return web.json_response(body, status=status, content_type="application/problem+json")
+def json_answer(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _query(request: web.Request, declared: tuple[Param, ...], *, attrs: bool = False) -> dict[str, Any]:
+    return parse(declared, query_values(request.query, request.query.getall), attrs=attrs)
+
+
+def _path_id(request: web.Request, name: str, size: int) -> bytes:
+    declared = Param(name, "trace_id" if size == 16 else "span_id", "")
+    return parse((declared,), {name: [request.match_info[name]]})[name]
 
 
 async def get_trace(request: web.Request) -> web.Response:
-    raw = request.match_info["trace_id"]
-    try:
-        trace_id = parse_hex_id(raw.lower(), 16)
-    except ValueError as exc:
-        return problem(400, "Invalid parameter", f"trace_id {exc}", parameter="trace_id")
-    rows = await queries.trace_spans(request.app[POOL], trace_id)
+    trace_id = _path_id(request, "trace_id", 16)
+    _query(request, ())
+    async with request.app[POOL].connection() as conn:
+        rows, events, links = await queries.trace(conn, trace_id)
     if not rows:
-        return problem(404, "Not found", f"no trace with id {trace_id.hex()}")
-    return web.json_response({"trace_id": trace_id.hex(), "span_count": len(rows), "spans": [serialize.span(r) for r in rows]})
+        raise not_found(f"no trace with id {trace_id.hex()}")
+    ordered = tree.tree_order(rows)
+    summary = tree.summary(ordered)
+    start_ns, end_ns = summary.pop("start_ns"), summary.pop("end_ns")
+    return json_answer({
+        "trace_id": trace_id.hex(),
+        "summary": {**summary, **serialize.times(start_ns, end_ns)},
+        "span_count": len(rows),
+        "spans": [_full_span(row, depth, events, links) for depth, row in ordered],
+    })
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/traces/{trace_id}", get_trace)
+def _full_span(row: dict[str, Any], depth: int | None, events: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, Any]:
+    span_id = bytes(row["span_id"])
+    answer = serialize.span(row)
+    if depth is not None:
+        answer["depth"] = depth
+    answer["events"] = [serialize.event(e) for e in events if bytes(e["span_id"]) == span_id]
+    answer["links"] = [serialize.link(link) for link in links if bytes(link["span_id"]) == span_id]
+    return answer
+
+
+async def search_traces(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.TRACE_SEARCH)
+    limit = check_limit(values, settings.max_limit)
+    span, after = page(values, settings.default_window, settings.max_search_window, (int, str))
+    async with request.app[POOL].connection() as conn:
+        rows = await trace_search.search_traces(conn, values, span, after, limit)
+    sort_column = "root_start_ns" if values["sort"].lstrip("-") == "start_time" else "root_duration_ns"
+    return _page_answer(
+        "traces", [serialize.trace_summary(r) for r in rows[:limit]], rows, limit, values, span,
+        lambda last: [last[sort_column], bytes(last["trace_id"]).hex()],
+    )
+
+
+def _page_answer(
+    name: str, items: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int, values: Mapping[str, Any],
+    span: Window, key: Callable[[dict[str, Any]], list[Any]],
+) -> web.Response:
+    more = len(rows) > limit
+    cursor = encode_cursor(key(rows[limit - 1]), values, span) if more else None
+    return json_answer({"window": serialize.window(span.start_ns, span.end_ns), name: items, "next_cursor": cursor})
+
+
+async def get_span(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    span_id = _path_id(request, "span_id", 8)
+    values = _query(request, specs.SPAN_BY_ID)
+    trace_id = values["trace_id"]
+    given_window = values["start"] is not None or values["end"] is not None
+    span = window(values, settings.default_window, settings.max_search_window) if given_window or trace_id is None else None
+    async with request.app[POOL].connection() as conn:
+        rows = await queries.span_by_id(conn, span_id, trace_id, span)
+        if not rows:
+            where = f" in trace {trace_id.hex()}" if trace_id else " in the window (give trace_id, or start and end)"
+            raise not_found(f"no span with id {span_id.hex()}{where}")
+        if len({bytes(r["trace_id"]) for r in rows}) > 1:
+            raise Problem(409, "Ambiguous span id", f"span id {span_id.hex()} is in several traces; give trace_id")
+        events, links = await queries.events_and_links(conn, bytes(rows[0]["trace_id"]), span_id)
+    return json_answer(_full_span(rows[0], None, events, links))
+
+
+async def search_spans(request: web.Request) -> web.Response:
+    return await _span_search(request, _query(request, specs.SPAN_SEARCH, attrs=True))
+
+
+async def post_query(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise Problem(415, "Unsupported media type", "send the search as application/json")
+    _query(request, ())
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise bad_parameter("body", f"is not valid JSON: {exc}") from None
+    return await _span_search(request, parse(specs.SPAN_SEARCH, body_values(body), attrs=True, from_query=False))
+
+
+async def _span_search(request: web.Request, values: dict[str, Any]) -> web.Response:
+    settings = request.app[SETTINGS]
+    if values.get("name") is not None and values.get("name_prefix") is not None:
+        raise bad_parameter("name_prefix", "give name or name_prefix, not both")
+    limit = check_limit(values, settings.max_limit)
+    span, after = page(values, settings.default_window, settings.max_search_window, (int, str, str))
+    async with request.app[POOL].connection() as conn:
+        rows = await queries.search_spans(conn, values, span, after, limit)
+    return _page_answer(
+        "spans", [serialize.span(r) for r in rows[:limit]], rows, limit, values, span,
+        lambda last: [last["start_time_unix_nano"], bytes(last["trace_id"]).hex(), bytes(last["span_id"]).hex()],
+    )
+
+
+async def _cached(request: web.Request, compute: Callable[[], Awaitable[Any]]) -> web.Response:
+    cache = request.app[CACHE]
+    key = cache.key(request.path, request.query.items())
+
+    async def body() -> bytes:
+        return orjson.dumps(await compute())
+
+    answer, status = await cache.get_or_compute(key, body)
+    response = web.Response(body=answer, content_type="application/json")
+    # RFC 9211 Cache-Status, so a caller can see whether the answer came from the cache.
+    response.headers["Cache-Status"] = "observatory-api; hit" if status == "hit" else f"observatory-api; fwd={status}"
+    return response
+
+
+async def get_usage(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.USAGE)
+    span = window(values, settings.default_window, settings.max_usage_window)
+    width = specs.BUCKETS[values["bucket"]]
+    if span.seconds / width > MAX_BUCKETS:
+        raise bad_parameter("bucket", f"this window holds more than {MAX_BUCKETS} buckets of {values['bucket']}; use a wider bucket")
+    groups = tuple(dict.fromkeys(values["group_by"]))
+
+    async def compute() -> dict[str, Any]:
+        result = await usage(
+            request.app[POOL], values, span, timedelta(seconds=width), groups, settings.percentile_sample_spans,
+            settings.rollup_tiers,
+        )
+        return {
+            "window": serialize.window(span.start_ns, span.end_ns), "bucket": values["bucket"], "group_by": list(groups),
+            "source": result.source, "latency_sample_fraction": round(result.sample_fraction, 6),
+            "rows": [serialize.usage_row(r, groups) for r in result.rows],
+        }
+
+    return await _cached(request, compute)
+
+
+async def get_services(request: web.Request) -> web.Response:
+    return await _inventory(request, ("service",), {}, "services")
+
+
+async def get_models(request: web.Request) -> web.Response:
+    return await _inventory(request, ("model", "provider"), {"llm_only": True}, "models")
+
+
+async def _inventory(request: web.Request, groups: tuple[str, ...], filters: dict[str, Any], name: str) -> web.Response:
+    settings = request.app[SETTINGS]
+    span = window(_query(request, specs.INVENTORY), settings.default_window, settings.max_usage_window)
+
+    async def compute() -> dict[str, Any]:
+        result = await usage(request.app[POOL], filters, span, None, groups, None, settings.rollup_tiers)
+        items = sorted((serialize.usage_row(r, groups) for r in result.rows), key=lambda r: -r["request_count"])
+        return {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
+
+    return await _cached(request, compute)
+
+
+async def health(request: web.Request) -> web.Response:
+    _query(request, ())
+    return json_answer({"status": "ok", "service": "api"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    _query(request, ())
+    checks: dict[str, ReadyCheck] = request.app[READY_CHECKS]
+    results = await run_checks(checks)
+    ok = all(v == "ok" for v in results.values())
+    return json_answer({"status": "ready" if ok else "not ready", "service": "api", "checks": results}, 200 if ok else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    _query(request, ())
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    scope: str | None  # None: no credential needed
+    params: tuple[Param, ...]
+    summary: str
+    answer: str  # the OpenAPI component the success answer is
+    attrs: bool = False
+    cached: bool = False
+
+
+ROUTES = (
+    Route("GET", "/traces/{trace_id}", get_trace, "traces", (), "A trace: its spans in tree order with events, links and a summary", "Trace"),
+    Route("GET", "/traces", search_traces, "traces", specs.TRACE_SEARCH, "Trace summaries in a window, keyset-paged", "TracePage"),
+    Route("GET", "/spans/{span_id}", get_span, "traces", specs.SPAN_BY_ID, "One span with its events and links", "SpanDetail"),
+    Route("GET", "/spans", search_spans, "traces", specs.SPAN_SEARCH, "Span search, keyset-paged; attr.KEY=VALUE filters by attribute", "SpanPage", attrs=True),
+    Route("POST", "/query", post_query, "traces", specs.SPAN_SEARCH, "Span search with the parameters of GET /spans as a JSON body", "SpanPage", attrs=True),
+    Route("GET", "/metrics", get_usage, "usage", specs.USAGE, "LLM usage over time: requests, errors, latency, tokens, cost", "Usage", cached=True),
+    Route("GET", "/services", get_services, "usage", specs.INVENTORY, "Services with spans in a window", "Services", cached=True),
+    Route("GET", "/models", get_models, "usage", specs.INVENTORY, "LLM models used in a window", "Models", cached=True),
+    Route("GET", "/health", health, None, (), "The process answers", "Health"),
+    Route("GET", "/ready", ready, None, (), "PostgreSQL and Redis answer", "Ready"),
+    Route("GET", "/openapi.json", openapi, None, (), "This description (OpenAPI 3.1)", "OpenApi"),
+)
+
+
+def add_routes(app: web.Application) -> dict[str, str | None]:
+    """Registers every route; returns each route's scope by path template."""
+    for route in ROUTES:
+        app.router.add_route(route.method, PREFIX + route.path, route.handler)
+    return {PREFIX + route.path: route.scope for route in ROUTES}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from api.keys import entry_for, new_key
 from tests.conftest import REDIS_URL, Database
 from tests.support import ServiceProcess, free_port, http_get, service_env, wait_for
 
@@ -24,6 +25,7 @@ class Stack:
     grpc_port: int
     http_port: int
     api_port: int
+    api_key: str
 
     @property
     def grpc_endpoint(self) -> str:
@@ -39,8 +41,7 @@ class Stack:
 
     @property
     def api_headers(self) -> dict[str, str]:
-        key = self.env.get("API_KEYS", "").split(",")[0]
-        return {"Authorization": f"Bearer {key.split(':')[-1]}"} if key else {}
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def trace(self, trace_id: str, spans: int, timeout: float = 20.0) -> dict:
         """Poll the API until the trace has `spans` spans; return its JSON."""
@@ -62,6 +63,8 @@ class Stack:
 
 
 def start_stack(database: Database, prefix: str, tmp_path: Path, **extra: str) -> Stack:
+    api_key = new_key()  # the API requires a credential; API_KEYS holds only its hash
+    extra = {"API_KEYS": entry_for("e2e", "*", api_key), **extra}
     grpc_port, http_port, api_port = free_port(), free_port(), free_port()
     ports = {name: free_port() for name in ("collector", "storage", "api")}
     env = service_env(
@@ -91,7 +94,7 @@ def start_stack(database: Database, prefix: str, tmp_path: Path, **extra: str) -
         for name in ("collector", "storage", "api")
     }
     stack = Stack(database, prefix, env, services["collector"], services["storage"], services["api"],
-                  grpc_port, http_port, api_port)
+                  grpc_port, http_port, api_port, api_key)
     try:
         for service in services.values():
             service.start()

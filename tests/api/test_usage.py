@@ -1,0 +1,144 @@
+"""GET /metrics (usage), /services and /models: rollups for whole minutes, raw spans at the edges."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.api.conftest import ClientFactory, get_json
+from tests.api.test_limits import metric
+from tests.api.data import S, Rollup, insert_rollups, ns
+from tests.conftest import Database
+
+WINDOW = {"start": "2025-06-03T10:00:30Z", "end": "2025-06-03T10:05:30Z"}
+HOUR = "2025-06-03T10:00:00.000000000Z"
+
+
+def minute(m: int) -> str:
+    return f"2025-06-03T10:0{m}:00.000000000Z"
+
+
+async def test_usage_totals_mix_rollups_and_edge_spans(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/metrics", **WINDOW)
+    assert body["source"] == "rollups+raw" and body["bucket"] == "1h" and body["group_by"] == []
+    assert body["latency_sample_fraction"] == 1.0
+    assert body["rows"] == [{
+        "bucket": HOUR, "bucket_unix_nano": ns("2025-06-03T10:00:00Z"),
+        "request_count": 18, "error_count": 4, "error_rate": 4 / 18,
+        "input_tokens": 1080, "output_tokens": 182, "cost_usd": 4.35,
+        # percentiles over the raw spans of the window: 50, 100, 200 and 300 ms
+        "latency_ms": {"p50": 150.0, "p95": 285.0, "p99": 297.0, "avg": 110.0, "max": 400.0},
+    }]
+
+
+async def test_usage_by_minute_and_model(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/metrics", **WINDOW, bucket="1m", group_by="model")
+    assert [(r["bucket"], r["model"], r["request_count"], r["error_count"]) for r in body["rows"]] == [
+        (minute(0), "gpt-4o", 1, 0), (minute(0), None, 1, 0),
+        (minute(1), "gpt-4o", 4, 1),
+        (minute(2), "claude-3-5-sonnet", 2, 2), (minute(2), "gpt-4o", 6, 0),
+        (minute(4), None, 3, 0),
+        (minute(5), "gpt-4o", 1, 1),
+    ]
+    gpt_minute_2 = body["rows"][4]
+    # That minute's percentiles come from its one raw span (d5, 200 ms); the totals from the rollup.
+    assert gpt_minute_2["latency_ms"] == {"p50": 200.0, "p95": 200.0, "p99": 200.0, "avg": 100.0, "max": 150.0}
+    assert body["rows"][3]["latency_ms"]["p50"] is None  # no raw span behind that rollup row
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"group_by": "service"}, [("bot", 14, 1080), ("indexer", 4, 0)]),
+    ({"group_by": ["service", "model"], "service": "bot", "provider": "anthropic"}, [("bot", 2, 50)]),
+    ({"model": "gpt-4o", "group_by": "service"}, [("bot", 12, 1030)]),
+    ({"service": "nobody", "group_by": "service"}, []),
+])
+async def test_usage_groups_and_filters(client: TestClient, params: dict, expected: list) -> None:
+    body = await get_json(client, "/api/v1/metrics", **WINDOW, **params)
+    assert [(r["service"], r["request_count"], r["input_tokens"]) for r in body["rows"]] == expected
+
+
+async def test_usage_from_raw_spans_only_inside_one_minute(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/metrics", start="2025-06-03T10:00:35Z", end="2025-06-03T10:00:55Z")
+    assert body["source"] == "raw"
+    assert [(r["request_count"], r["input_tokens"]) for r in body["rows"]] == [(2, 10)]
+
+
+async def test_usage_from_rollups_only_on_whole_minutes(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/metrics", start="2025-06-03T10:01:00Z", end="2025-06-03T10:05:00Z")
+    assert body["source"] == "rollups"
+    assert [(r["request_count"], r["error_count"]) for r in body["rows"]] == [(15, 3)]
+
+
+async def test_services_and_models(client: TestClient) -> None:
+    services = await get_json(client, "/api/v1/services", **WINDOW)
+    assert [(s["service"], s["request_count"], s["error_count"]) for s in services["services"]] == [("bot", 14, 4), ("indexer", 4, 0)]
+    models = await get_json(client, "/api/v1/models", **WINDOW)
+    assert [(m["model"], m["provider"], m["request_count"], m["cost_usd"]) for m in models["models"]] == [
+        ("gpt-4o", "openai", 12, 4.25), ("claude-3-5-sonnet", "anthropic", 2, 0.1),
+    ]
+
+
+async def test_too_many_buckets_is_refused(client: TestClient) -> None:
+    body = await get_json(client, "/api/v1/metrics", expect=400, start="2025-05-01T00:00:00Z", end="2025-05-29T00:00:00Z", bucket="1m")
+    assert body["parameter"] == "bucket"
+
+
+async def test_aggregates_are_cached(make_client: ClientFactory, api_database: Database) -> None:
+    client = await make_client(cache_ttl=60)
+    uncached = await make_client(cache_ttl=0)
+    window = {"start": "2025-06-04T10:00:00Z", "end": "2025-06-04T11:00:00Z"}
+    hits, misses = metric("observatory_api_cache_requests_total", result="hit"), metric("observatory_api_cache_requests_total", result="miss")
+    first = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
+    assert first.headers["Cache-Status"] == "observatory-api; fwd=miss" and (await first.json())["services"] == []
+    with api_database.connect() as conn:
+        insert_rollups(conn, [Rollup(ns("2025-06-04T10:10:00Z"), "late", None, None, 1, 0, 0, 0, Decimal(0), S, S)])
+    try:
+        again = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
+        assert again.headers["Cache-Status"] == "observatory-api; hit" and (await again.json())["services"] == []
+        assert metric("observatory_api_cache_requests_total", result="hit") == hits + 1
+        assert metric("observatory_api_cache_requests_total", result="miss") == misses + 1
+        fresh = await uncached.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
+        assert fresh.headers["Cache-Status"] == "observatory-api; fwd=off"
+        assert [s["service"] for s in (await fresh.json())["services"]] == ["late"]
+    finally:
+        with api_database.connect() as conn:
+            conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'late'")
+
+
+async def test_percentiles_come_from_a_sample_above_the_limit(make_client: ClientFactory) -> None:
+    client = await make_client(percentile_sample_spans=5)
+    body = await get_json(client, "/api/v1/metrics", **WINDOW)
+    # The whole minutes hold 15 spans (rollups), so about a third of the pages are read.
+    assert body["latency_sample_fraction"] == round(5 / 15, 6)
+    assert [(r["request_count"], r["input_tokens"]) for r in body["rows"]] == [(18, 1080)]  # totals stay exact
+
+
+async def test_an_hourly_tier_answers_whole_hours_when_configured(make_client: ClientFactory, api_database: Database) -> None:
+    eleven = ns("2025-06-03T11:00:00Z")
+    with api_database.connect() as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS span_rollups_1h (LIKE span_rollups_1m)")
+        conn.execute("GRANT SELECT ON span_rollups_1h TO observatory_readonly")
+        conn.execute("DELETE FROM span_rollups_1h")
+        conn.execute(
+            "INSERT INTO span_rollups_1h SELECT to_timestamp(%s), 'hourly', NULL, NULL, 1000, 0, 0, 0, 0, 0, 0", (eleven // S,),
+        )
+        # The per-minute rows of that hour say otherwise, so the answer shows which tier was read.
+        insert_rollups(conn, [Rollup(eleven + 300 * S, "minutely", None, None, 7, 0, 0, 0, Decimal(0), S, S)])
+    try:
+        window = {"start": "2025-06-03T10:59:30Z", "end": "2025-06-03T12:00:30Z"}
+        tiered = await make_client(rollup_tiers=("1m", "1h"))
+        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service")
+        assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("hourly", 1000)]
+        assert body["source"] == "rollups+raw"  # the half minutes at either end
+        # 5-minute buckets do not fit whole hours: the per-minute tier answers.
+        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service", bucket="5m")
+        assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("minutely", 7)]
+        minutes_only = await make_client()
+        services = await get_json(minutes_only, "/api/v1/services", **window)
+        assert [(s["service"], s["request_count"]) for s in services["services"]] == [("minutely", 7)]
+    finally:
+        with api_database.connect() as conn:
+            conn.execute("DROP TABLE span_rollups_1h")
+            conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'minutely'")
