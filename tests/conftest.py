@@ -33,22 +33,23 @@ class Database:
         return psycopg.connect(self.admin_dsn, autocommit=True)
 
 
-def _dsn(user: str, dbname: str) -> str:
-    return psycopg.conninfo.make_conninfo(ADMIN_DSN, user=user, dbname=dbname)
+def _dsn(server: str, user: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(server, user=user, dbname=dbname)
 
 
-def create_database(prefix: str = "obs_test") -> Database:
+def create_database(prefix: str = "obs_test", server: str = ADMIN_DSN) -> Database:
+    """A new, migrated database on `server` (an admin DSN)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin = psycopg.conninfo.make_conninfo(ADMIN_DSN, dbname=name)
+    admin = psycopg.conninfo.make_conninfo(server, dbname=name)
     with psycopg.connect(admin) as conn, Migrator(conn) as migrator:
         migrator.up()
-    return Database(name, admin, _dsn("observatory_app", name), _dsn("observatory_readonly", name))
+    return Database(name, admin, _dsn(server, "observatory_app", name), _dsn(server, "observatory_readonly", name))
 
 
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+def drop_database(name: str, server: str = ADMIN_DSN) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
