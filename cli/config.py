@@ -49,9 +49,16 @@ def all_variables() -> set[str]:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("config", help="show configuration", description="Configuration helpers.")
+    parser = subparsers.add_parser(
+        "config", help="show configuration", description="Configuration helpers.",
+        epilog="example:\n  observatory config env-example > .env.example", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("env-example", help="print .env.example, generated from the settings")
+    actions.add_parser(
+        "env-example", help="print .env.example, generated from the settings",
+        description="Print every configuration variable with its default and meaning, as .env.example holds them.",
+        epilog="example:\n  observatory config env-example > .env.example", formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(handler=_run)
 
 

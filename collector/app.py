@@ -1,11 +1,18 @@
-"""The collector process: build the pipeline, serve gRPC, HTTP and ops, stop gracefully."""
+"""The collector process: build the pipeline, serve gRPC, HTTP and ops, stop gracefully.
+
+With COLLECTOR_WORKERS > 1 (see collector/__main__.py) a supervisor (collector/workers.py)
+runs `serve` in each worker process, with the OTLP ports shared through SO_REUSEPORT and
+no ops port of its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from dataclasses import dataclass
+from pathlib import Path
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from collector.exporter import StreamExporter
@@ -14,12 +21,12 @@ from collector.processors.validation import Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
-from common.logging import configure_logging, get_logger
-from common.ops import ops_app, start_site
-from common.settings import load
+from common.logging import get_logger
+from common.ops import ReadyCheck, ops_app, start_site
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
+PARENT_POLL_SECONDS = 1.0
 
 
 def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
@@ -29,48 +36,76 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     )
 
 
-async def serve(settings: CollectorSettings) -> None:
-    redis = Redis.from_url(
+def make_redis(settings: CollectorSettings) -> Redis:
+    return Redis.from_url(
         settings.redis_url, socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
     )
-    stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards))
-    pipeline = build_pipeline(settings, stream)
 
-    async def check_redis() -> str | None:
+
+def redis_check(redis: Redis) -> ReadyCheck:
+    async def check() -> str | None:
         await redis.ping()
         return None
+    return check
 
-    grpc_server = grpc_receiver.make_server(pipeline, settings.collector_host, settings.collector_otlp_grpc_port)
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """How a worker differs from a lone collector: shared ports, no ops port, a parent."""
+
+    parent_pid: int
+    ready_file: Path
+
+
+async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -> None:
+    redis = make_redis(settings)
+    pipeline = build_pipeline(settings, SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards)))
+    reuse_port = worker is not None
+    grpc_server, health = grpc_receiver.make_server(
+        pipeline, settings.collector_host, settings.collector_otlp_grpc_port,
+        settings.collector_grpc_max_recv_bytes, reuse_port,
+    )
     await grpc_server.start()
-    http_runner = web.AppRunner(http_receiver.make_app(pipeline), access_log=None, handle_signals=False)
-    await http_runner.setup()
-    await web.TCPSite(http_runner, settings.collector_host, settings.collector_otlp_http_port, reuse_port=True).start()
-    ops = await start_site(ops_app("collector", {"redis": check_redis}), settings.metrics_host, settings.collector_metrics_port)
+    await grpc_receiver.mark_serving(health)
+    http_runner = await http_receiver.start(
+        pipeline, settings.collector_host, settings.collector_otlp_http_port,
+        settings.collector_http_max_body_bytes, reuse_port,
+    )
+    ops = None
+    if worker is None:
+        ops = await start_site(ops_app("collector", {"redis": redis_check(redis)}), settings.metrics_host, settings.collector_metrics_port)
+    else:
+        worker.ready_file.touch()
     log.info(
-        "collector listening",
-        grpc=settings.collector_otlp_grpc_port, http=settings.collector_otlp_http_port,
-        metrics=settings.collector_metrics_port,
+        "collector listening", grpc=settings.collector_otlp_grpc_port, http=settings.collector_otlp_http_port,
+        metrics=settings.collector_metrics_port if ops else None, worker_pid=os.getpid() if worker else None,
     )
 
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    await stopping.wait()
+    await _stop_requested(worker)
     log.info("stopping: finishing in-flight requests")
+    await health.enter_graceful_shutdown()
     # New connections are refused from here; requests already inside finish their XADD.
-    await asyncio.gather(
-        grpc_server.stop(grace=settings.shutdown_timeout),
-        http_runner.shutdown(),
-    )
+    await asyncio.gather(grpc_server.stop(grace=settings.shutdown_timeout), http_runner.shutdown())
     await http_runner.cleanup()
-    await ops.cleanup()
+    if ops is not None:
+        await ops.cleanup()
     await redis.aclose()
     log.info("collector stopped")
 
 
-def main() -> None:
-    settings = load(CollectorSettings)
-    configure_logging(settings.log_level, settings.log_format, "collector")
-    asyncio.run(serve(settings))
+async def _stop_requested(worker: WorkerRole | None) -> None:
+    """Return on SIGTERM / SIGINT, or, for a worker, when its supervisor has gone."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    if worker is None:
+        await stopping.wait()
+        return
+    # A supervisor killed with SIGKILL cannot stop its workers; orphans would keep the ports.
+    while not stopping.is_set() and os.getppid() == worker.parent_pid:
+        try:
+            await asyncio.wait_for(stopping.wait(), PARENT_POLL_SECONDS)
+        except asyncio.TimeoutError:
+            pass

@@ -1,8 +1,9 @@
 """The last stage: XADD the batch to the span stream(s), or refuse it with a retryable error.
 
 With STREAM_SHARDS > 1 the request is split so that each trace's spans go to the shard
-of its trace id. Before publishing, the backlog of spans not yet written is compared with
-MAX_QUEUE_SIZE: over it, the batch is refused (Overloaded) instead of growing Redis.
+of its trace id. Before a batch is processed (`admit`), the backlog of spans not yet
+written is compared with MAX_QUEUE_SIZE: over it, the batch is refused (Overloaded)
+instead of growing Redis, and before the pipeline spends CPU on it.
 """
 
 from __future__ import annotations
@@ -51,12 +52,21 @@ class StreamExporter:
             self._backlog_at = now
         if self._backlog >= self.max_queue_size:
             raise Overloaded(
-                f"backlog of {self._backlog} spans not yet stored is over MAX_QUEUE_SIZE={self.max_queue_size}",
+                f"backlog of {self._backlog} spans not yet stored has reached MAX_QUEUE_SIZE={self.max_queue_size}",
                 self.retry_after,
             )
 
+    async def admit(self) -> None:
+        """Refuse now (Overloaded / Unavailable) if the stream cannot take more spans."""
+        try:
+            await self._check_backlog()
+        except RedisError as exc:
+            raise Unavailable(f"span stream unavailable: {exc}", self.retry_after) from exc
+
     async def export(self, batch: SpanBatch) -> None:
         try:
+            # Checked again (from the 50 ms cache) for callers that publish without
+            # admit(), such as tail sampling releasing spans it held.
             await self._check_backlog()
             for shard, request in self._by_shard(batch.request).items():
                 spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)

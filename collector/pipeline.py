@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from collector import metrics
 
@@ -42,7 +42,12 @@ class Processor(Protocol):
 
 
 class Exporter(Protocol):
+    async def admit(self) -> None: ...
+
     async def export(self, batch: SpanBatch) -> None: ...
+
+
+EMPTY_RESPONSE = ExportTraceServiceResponse()
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,15 @@ class ExportOutcome:
     accepted: int
     rejected: int
     message: str
+
+    def response(self) -> ExportTraceServiceResponse:
+        """The OTLP answer: empty, or a partial success naming the rejected spans."""
+        if not self.rejected:
+            return EMPTY_RESPONSE
+        response = ExportTraceServiceResponse()
+        response.partial_success.rejected_spans = self.rejected
+        response.partial_success.error_message = self.message
+        return response
 
 
 class Pipeline:
@@ -61,6 +75,8 @@ class Pipeline:
         """Run the stages and publish; raises the exporter's Overloaded / Unavailable."""
         received = batch.span_count()
         metrics.SPANS_RECEIVED.labels(batch.protocol).inc(received)
+        if received:
+            await self.exporter.admit()  # refuse before the stages spend CPU on it
         for processor in self.processors:
             batch = processor.process(batch)
         accepted = batch.span_count()

@@ -1,54 +1,98 @@
-"""OTLP/HTTP: POST /v1/traces with an ExportTraceServiceRequest body."""
+"""OTLP/HTTP: POST /v1/traces with an ExportTraceServiceRequest in protobuf or JSON.
+
+Answers follow the OTLP specification: the body of every answer is in the request's
+encoding (an ExportTraceServiceResponse on success, a google.rpc.Status otherwise);
+400 for data we cannot read (not retried by clients), 413 over the size limit, 415 for
+other media types, 405 for other methods, 429 / 503 with Retry-After when the span
+stream cannot take the data now (retried by clients).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
-from google.protobuf.message import DecodeError
-from google.rpc import status_pb2
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector import metrics
 from collector.exporter import Overloaded, Refused
 from collector.pipeline import Pipeline, SpanBatch
+from collector.receivers.body import BodyError, read_body
+from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message
 from common.logging import get_logger
 
 log = get_logger("collector.http")
 PROTOCOL = "http"
-PROTOBUF = "application/x-protobuf"
-MAX_BODY_BYTES = 20 * 1024 * 1024
+TRACES_PATH = "/v1/traces"
 
 
-def _status(code: int, message: str, http_status: int, headers: dict[str, str] | None = None) -> web.Response:
-    body = status_pb2.Status(code=code, message=message).SerializeToString()
-    return web.Response(status=http_status, body=body, content_type=PROTOBUF, headers=headers)
+@dataclass(frozen=True)
+class Codec:
+    media_type: str
+    decode: Callable[[bytearray], trace_service_pb2.ExportTraceServiceRequest]
+    encode: Callable[[Message], bytes]
+
+
+def _decode_protobuf(body: bytearray) -> trace_service_pb2.ExportTraceServiceRequest:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    request.ParseFromString(body)
+    return request
+
+
+PROTOBUF = Codec("application/x-protobuf", _decode_protobuf, lambda message: message.SerializeToString())
+JSON = Codec("application/json", decode_request, encode_message)
+CODECS = {PROTOBUF.media_type: PROTOBUF, JSON.media_type: JSON}
+
+
+def _status(codec: Codec, http_status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = codec.encode(status_pb2.Status(code=code, message=message))
+    return web.Response(status=http_status, body=body, content_type=codec.media_type, headers=headers)
+
+
+def _bad_request(codec: Codec, http_status: int, reason: str, message: str) -> web.Response:
+    metrics.BAD_REQUESTS.labels(PROTOCOL, reason).inc()
+    metrics.REQUESTS.labels(PROTOCOL, "bad_request").inc()
+    log.info("export request refused", reason=reason, status=http_status, error=message)
+    code = code_pb2.RESOURCE_EXHAUSTED if http_status == 413 else code_pb2.INVALID_ARGUMENT
+    return _status(codec, http_status, code, message)
 
 
 class TraceReceiver:
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, max_body_bytes: int) -> None:
         self.pipeline = pipeline
+        self.max_body_bytes = max_body_bytes
 
-    async def export(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            return await self._export(request)
+            return await self._handle(request)
         finally:
             metrics.EXPORT_SECONDS.labels(PROTOCOL).observe(time.perf_counter() - started)
 
-    async def _export(self, request: web.Request) -> web.Response:
-        if request.content_type != PROTOBUF:
-            metrics.BAD_REQUESTS.labels(PROTOCOL, "media_type").inc()
-            return _status(3, f"unsupported media type {request.content_type!r}; use {PROTOBUF}", 415)
-        body = await request.read()
-        message = trace_service_pb2.ExportTraceServiceRequest()
+    async def _handle(self, request: web.Request) -> web.Response:
+        codec = CODECS.get(request.content_type)
+        if request.method != "POST":
+            response = _bad_request(codec or JSON, 405, "method", f"method {request.method} is not allowed on {TRACES_PATH}; use POST")
+            response.headers["Allow"] = "POST"
+            return response
+        if codec is None:
+            # No encoding of the client's to answer in: JSON is the one a person can read.
+            return _bad_request(JSON, 415, "media_type", f"unsupported media type {request.content_type!r}; use {PROTOBUF.media_type} or {JSON.media_type}")
         try:
-            message.ParseFromString(body)
-        except DecodeError as exc:
-            metrics.BAD_REQUESTS.labels(PROTOCOL, "decode").inc()
-            log.info("undecodable export request", error=str(exc), bytes=len(body))
-            return _status(3, f"request body is not a valid ExportTraceServiceRequest: {exc}", 400)
-        batch = SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL)
+            body = await read_body(request, self.max_body_bytes)
+        except BodyError as exc:
+            return _bad_request(codec, exc.status, exc.reason, str(exc))
+        try:
+            message = codec.decode(body)
+        except (DecodeError, OtlpJsonError) as exc:
+            return _bad_request(codec, 400, "decode", f"request body is not a valid {codec.media_type} ExportTraceServiceRequest: {exc}")
+        return await self._export(codec, SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL))
+
+    async def _export(self, codec: Codec, batch: SpanBatch) -> web.Response:
         try:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
@@ -56,16 +100,28 @@ class TraceReceiver:
             metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
             log.warning("export refused", reason=exc.reason, error=str(exc))
             http_status = 429 if isinstance(exc, Overloaded) else 503
-            return _status(14, str(exc), http_status, {"Retry-After": str(exc.retry_after)})
+            code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
+            return _status(codec, http_status, code, str(exc), {"Retry-After": str(exc.retry_after)})
+        except Exception:
+            # A bug in a stage must cost this request only; the client may retry it.
+            metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()
+            log.exception("export failed inside the pipeline")
+            return _status(codec, 500, code_pb2.INTERNAL, "internal error while processing the export request")
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
-        response = trace_service_pb2.ExportTraceServiceResponse()
-        if outcome.rejected:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
-        return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+        return web.Response(body=codec.encode(outcome.response()), content_type=codec.media_type)
 
 
-def make_app(pipeline: Pipeline) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
-    app.router.add_post("/v1/traces", TraceReceiver(pipeline).export)
+def make_app(pipeline: Pipeline, max_body_bytes: int) -> web.Application:
+    # client_max_size is aiohttp's limit for request.read(), which this app never calls:
+    # read_body enforces max_body_bytes on the decompressed bytes itself.
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_route("*", TRACES_PATH, TraceReceiver(pipeline, max_body_bytes).handle)
     return app
+
+
+async def start(pipeline: Pipeline, host: str, port: int, max_body_bytes: int, reuse_port: bool) -> web.AppRunner:
+    """Serve the receiver; aiohttp's own decompression is off so read_body can bound it."""
+    runner = web.AppRunner(make_app(pipeline, max_body_bytes), access_log=None, handle_signals=False, auto_decompress=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    return runner

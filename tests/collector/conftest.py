@@ -1,0 +1,97 @@
+"""The collector's receivers and pipeline running in the test's event loop, on free ports,
+publishing to the real Redis under the test's key prefix."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import pytest
+import redis as redis_sync
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from collector.app import build_pipeline, make_redis
+from collector.receivers import grpc as grpc_receiver
+from collector.receivers import http as http_receiver
+from collector.settings import CollectorSettings
+from common.settings import load
+from common.stream import SpanStream, StreamEntry, StreamKeys
+from tests.conftest import REDIS_URL
+from tests.support import free_port
+
+
+@dataclass
+class Receivers:
+    settings: CollectorSettings
+    keys: StreamKeys
+    redis: redis_sync.Redis
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def published(self) -> list[ExportTraceServiceRequest]:
+        """Every request on the span stream, oldest first."""
+        out = []
+        for _id, fields in self.redis.xrange(self.keys.stream(0)):
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(StreamEntry.from_fields(fields).body)
+            out.append(request)
+        return out
+
+    def backlog(self) -> int:
+        return int(self.redis.get(self.keys.backlog(0)) or 0)
+
+
+StartReceivers = Callable[..., Any]
+
+
+@pytest.fixture
+def start_receivers(redis_prefix: str, redis_client: redis_sync.Redis) -> StartReceivers:
+    """`async with start_receivers(MAX_QUEUE_SIZE="10") as receivers:` with settings overrides."""
+
+    @asynccontextmanager
+    async def start(**environ: str) -> AsyncIterator[Receivers]:
+        http_port, grpc_port = free_port(), free_port()
+        settings = load(CollectorSettings, {
+            "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix, "COLLECTOR_HOST": "127.0.0.1",
+            "COLLECTOR_OTLP_HTTP_PORT": str(http_port), "COLLECTOR_OTLP_GRPC_PORT": str(grpc_port),
+            "REDIS_TIMEOUT": "2", **environ,
+        })
+        redis = make_redis(settings)
+        keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
+        pipeline = build_pipeline(settings, SpanStream(redis, keys))
+        server, health = grpc_receiver.make_server(pipeline, "127.0.0.1", grpc_port, settings.collector_grpc_max_recv_bytes, False)
+        await server.start()
+        await grpc_receiver.mark_serving(health)
+        runner: web.AppRunner = await http_receiver.start(pipeline, "127.0.0.1", http_port, settings.collector_http_max_body_bytes, False)
+        try:
+            yield Receivers(settings, keys, redis_client, http_port, grpc_port)
+        finally:
+            await server.stop(grace=1)
+            await runner.cleanup()
+            await redis.aclose()
+
+    return start
+
+
+@pytest.fixture
+async def receivers(start_receivers: StartReceivers) -> AsyncIterator[Receivers]:
+    async with start_receivers(COLLECTOR_HTTP_MAX_BODY_BYTES=str(1024 * 1024), COLLECTOR_GRPC_MAX_RECV_BYTES=str(1024 * 1024)) as running:
+        yield running
+
+
+@pytest.fixture
+async def grpc_channel(receivers: Receivers) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(receivers.grpc_target) as channel:
+        yield channel

@@ -1,0 +1,59 @@
+"""A real collector process (`python -m collector`) on free ports, for process-level tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.conftest import REDIS_URL
+from tests.support import ServiceProcess, free_port, service_env
+
+
+@dataclass
+class CollectorProcess:
+    service: ServiceProcess
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.service.proc is not None
+        return self.service.proc.pid
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+
+def collector_process(prefix: str, tmp_path: Path, redis_url: str = REDIS_URL, **extra: str) -> CollectorProcess:
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    env = service_env({
+        "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": prefix, "COLLECTOR_HOST": "127.0.0.1", "METRICS_HOST": "127.0.0.1",
+        "COLLECTOR_OTLP_HTTP_PORT": str(http_port), "COLLECTOR_OTLP_GRPC_PORT": str(grpc_port),
+        "COLLECTOR_METRICS_PORT": str(metrics_port), "OBSERVATORY_ENV_FILE": "/nonexistent", **extra,
+    })
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return CollectorProcess(ServiceProcess("collector", env, metrics_port, tmp_path / f"collector-{os.urandom(3).hex()}.log"), http_port, grpc_port)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmHWM for {pid}")

@@ -1,0 +1,79 @@
+"""The secret files: the public development set and the ones docker/make-secrets.sh writes.
+
+Several files carry the same password (a DSN and the bare password a non-Python service
+reads); a mismatch would surface only as an authentication failure inside a container.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from tests.docker.compose import ROOT, stack
+
+DEV_SECRETS = ROOT / "docker" / "secrets.dev"
+
+
+def dsn(path: Path) -> dict[str, str]:
+    return {k: str(v) for k, v in psycopg.conninfo.conninfo_to_dict(path.read_text()).items()}
+
+
+def assert_consistent(folder: Path) -> None:
+    admin, app, readonly = (dsn(folder / name) for name in ("database_url", "database_app_url", "database_readonly_url"))
+    assert (admin["user"], app["user"], readonly["user"]) == ("postgres", "observatory_app", "observatory_readonly")
+    for info in (admin, app, readonly):
+        assert (info["host"], info["port"], info["dbname"]) == ("timescaledb", "5432", "llm_observatory")
+        assert info["password"], "a DSN without a password cannot log in over TCP"
+    assert admin["password"] == (folder / "postgres_password").read_text()
+    assert readonly["password"] == (folder / "observatory_readonly_password").read_text()
+    redis = urlsplit((folder / "redis_url").read_text())
+    assert (redis.hostname, redis.port, redis.path) == ("redis", 6379, "/0")
+    assert redis.password == (folder / "redis_password").read_text()
+    for path in folder.iterdir():
+        assert not path.read_text().endswith("\n") or path.suffix == ".md", f"{path.name} ends with a newline"
+
+
+def test_development_secrets_agree_with_each_other() -> None:
+    assert_consistent(DEV_SECRETS)
+
+
+def test_every_declared_secret_file_exists() -> None:
+    for name, entry in stack("base")["secrets"].items():
+        assert (ROOT / entry["file"]).is_file(), f"secret {name}: {entry['file']} is missing"
+
+
+@pytest.fixture
+def make_secrets() -> str:
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no POSIX sh to run docker/make-secrets.sh")
+    return sh
+
+
+def test_make_secrets_writes_a_consistent_private_set(make_secrets: str, tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    subprocess.run([make_secrets, str(ROOT / "docker/make-secrets.sh"), str(folder)], check=True, capture_output=True)
+    assert_consistent(folder)
+    assert set(p.name for p in folder.iterdir()) == set(stack("prod")["secrets"])
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # Readable inside containers that run as another user (Compose cannot chown outside Swarm).
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in folder.iterdir())
+    assert (folder / "postgres_password").read_text() != (DEV_SECRETS / "postgres_password").read_text()
+
+
+def test_make_secrets_keeps_what_exists(make_secrets: str, tmp_path: Path) -> None:
+    folder = tmp_path / "secrets"
+    script = str(ROOT / "docker/make-secrets.sh")
+    subprocess.run([make_secrets, script, str(folder)], check=True, capture_output=True)
+    before = {p.name: p.read_text() for p in folder.iterdir()}
+    (folder / "redis_url").unlink()
+    result = subprocess.run([make_secrets, script, str(folder)], check=True, capture_output=True, text=True)
+    after = {p.name: p.read_text() for p in folder.iterdir()}
+    assert after == before, "a rerun must not change existing passwords; a deleted URL is rebuilt from them"
+    assert "created" in result.stdout and "kept" in result.stdout
