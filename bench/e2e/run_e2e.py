@@ -36,89 +36,91 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e.ceiling import raw_copy_ceiling  # noqa: E402
-from bench.e2e.senders import make_sender, otlp_json, send_until_accepted  # noqa: E402
 from bench.e2e.stack import BenchStack  # noqa: E402
-from bench.e2e.workload import build_requests  # noqa: E402
+from cli.loadgen import Profile, TraceFactory, plan  # noqa: E402
+from cli.loadgen.send import Payload, Retryable, make_sender, prebuild, send_all  # noqa: E402
+
+PROTOCOLS = {"grpc": "grpc", "http": "http/protobuf", "json": "http/json"}
 
 
-async def throughput(stack: BenchStack, bodies: list[tuple[bytes, int]], protocol: str, senders: int) -> dict:
-    refusals: dict[str, int] = {}
-    queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
-    for item in bodies:
-        queue.put_nowait(item)
-    total = sum(n for _, n in bodies)
-
-    async def worker() -> None:
-        sender = make_sender(protocol, stack.grpc_port, stack.http_port)
-        try:
-            while not queue.empty():
-                body, _ = queue.get_nowait()
-                await send_until_accepted(sender, body, refusals)
-        finally:
-            await sender.close()
-
+async def throughput(stack: BenchStack, payloads: list[Payload], protocol: str, senders: int) -> dict:
+    total = sum(p.spans for p in payloads)
+    endpoint = stack.endpoint(protocol)
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(senders)))
+    sent = await send_all(payloads, PROTOCOLS[protocol], endpoint, concurrency=senders)
     acked = time.perf_counter()
-    while (stored := await asyncio.to_thread(stack.stored)) < total:
+    if sent.failed_spans:
+        raise RuntimeError(f"{sent.failed_spans} spans were not accepted: {sent.errors}")
+    while (stored := await asyncio.to_thread(stack.stored)) < sent.spans:
         await asyncio.sleep(0.05)
     visible = time.perf_counter()
     return {
         "spans": total,
-        "accepted_spans_per_s": round(total / (acked - started)),
-        "stored_spans_per_s": round(total / (visible - started)),
+        "accepted_spans_per_s": round(sent.spans / (acked - started)),
+        "stored_spans_per_s": round(sent.spans / (visible - started)),
         "stored": stored,
         "seconds": round(visible - started, 2),
-        "refusals": refusals,
+        "retries": sent.retries,
     }
 
 
-async def lag(stack: BenchStack, bodies: list[tuple[bytes, int]], protocol: str, rate: float) -> dict:
-    """Offer `rate` spans/s; each request's lag = first poll whose count covers it - its send time."""
+async def _send_timed(sender, payload: Payload, sent_at: list[float], index: int) -> int:  # type: ignore[no-untyped-def]
+    """Send until accepted; records when the first attempt left. Returns the retries."""
+    sent_at[index] = time.perf_counter()
+    retries = 0
+    while True:
+        try:
+            await sender.send(payload.body)
+            return retries
+        except Retryable as exc:
+            retries += 1
+            await asyncio.sleep(exc.after or 0.1)
+
+
+async def lag(stack: BenchStack, payloads: list[Payload], protocol: str, rate: float) -> dict:
+    """Offer `rate` spans/s; a request's lag = first poll whose stored count covers it - its send time."""
     base = await asyncio.to_thread(stack.stored)
-    sent: list[tuple[float, int]] = []  # (send time, cumulative spans)
+    need = []
+    cumulative = 0
+    for payload in payloads:
+        cumulative += payload.spans
+        need.append(cumulative)
+    sent_at = [0.0] * len(payloads)
     polls: list[tuple[float, int]] = []
-    refusals: dict[str, int] = {}
-    sender = make_sender(protocol, stack.grpc_port, stack.http_port)
+    sender = make_sender(PROTOCOLS[protocol], stack.endpoint(protocol))
     done = asyncio.Event()
 
     async def poll() -> None:
-        while not done.is_set() or (polls and polls[-1][1] < (sent[-1][1] if sent else 0)):
-            count = await asyncio.to_thread(stack.stored) - base
-            polls.append((time.perf_counter(), count))
+        while not done.is_set() or (polls and polls[-1][1] < cumulative):
+            polls.append((time.perf_counter(), await asyncio.to_thread(stack.stored) - base))
             await asyncio.sleep(0.02)
 
     poller = asyncio.create_task(poll())
-    cumulative = 0
     started = time.perf_counter()
     tasks = []
-    for body, spans in bodies:
-        due = started + cumulative / rate
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        cumulative += spans
-        sent.append((time.perf_counter(), cumulative))
-        tasks.append(asyncio.create_task(send_until_accepted(sender, body, refusals)))
-    await asyncio.gather(*tasks)
+    for index, payload in enumerate(payloads):
+        await asyncio.sleep(max(0.0, started + (need[index] - payload.spans) / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(_send_timed(sender, payload, sent_at, index)))
+    retries = sum(await asyncio.gather(*tasks))
     done.set()
     await poller
     await sender.close()
-    lags = []
-    index = 0
-    for t_sent, need in sent:
-        while index < len(polls) and polls[index][1] < need:
-            index += 1
-        if index == len(polls):
+    lags, at = [], 0
+    for index, covered in enumerate(need):
+        while at < len(polls) and polls[at][1] < covered:
+            at += 1
+        if at == len(polls):
             break
-        lags.append(polls[index][0] - t_sent)
+        lags.append(polls[at][0] - sent_at[index])
     lags.sort()
     return {
         "offered_spans_per_s": rate,
         "spans": cumulative,
         "seconds": round(time.perf_counter() - started, 1),
         "lag_p50_s": round(statistics.median(lags), 3),
-        "lag_p99_s": round(lags[int(len(lags) * 0.99) - 1], 3),
+        "lag_p99_s": round(lags[max(0, int(len(lags) * 0.99) - 1)], 3),
         "lag_max_s": round(lags[-1], 3),
-        "refusals": refusals,
+        "retries": retries,
     }
 
 
@@ -148,14 +150,15 @@ def main() -> None:
 
     lag_spans = int(args.lag_rate * args.lag_seconds)
     print(f"building {args.spans + lag_spans} spans ...", file=sys.stderr)
-    requests = build_requests(args.spans + lag_spans, args.per_request, args.seed, args.pii_rate)
-    encode = otlp_json if args.protocol == "json" else (lambda r: r.SerializeToString())
-    bodies = [(encode(r), sum(len(s.spans) for rs in r.resource_spans for s in rs.scope_spans)) for r in requests]
-    span_bytes = sum(len(r.SerializeToString()) for r in requests[:200]) / max(1, sum(n for _, n in bodies[:200]))
+    profile = Profile(count=args.spans + lag_spans, end_ns=time.time_ns(), seed=args.seed, days=0.02,
+                      pii_rate=args.pii_rate, batch_spans=args.per_request)
+    batches = list(TraceFactory(profile).batches(plan(profile)))
+    payloads = prebuild(batches, PROTOCOLS[args.protocol])
+    span_bytes = sum(len(b.body()) for b in batches[:200]) / max(1, sum(b.spans for b in batches[:200]))
     split = 0
     counted = 0
-    while split < len(bodies) and counted < args.spans:
-        counted += bodies[split][1]
+    while split < len(payloads) and counted < args.spans:
+        counted += payloads[split].spans
         split += 1
 
     stack = BenchStack(args.admin_dsn, args.redis_url, ROOT / "bench" / "out" / datetime.now().strftime("%Y%m%d-%H%M%S"),
@@ -165,13 +168,13 @@ def main() -> None:
     stack.start()
     try:
         print("throughput phase ...", file=sys.stderr)
-        result = {"throughput": asyncio.run(throughput(stack, bodies[:split], args.protocol, args.senders))}
+        result = {"throughput": asyncio.run(throughput(stack, payloads[:split], args.protocol, args.senders))}
         if lag_spans:
             print("lag phase ...", file=sys.stderr)
-            result["lag"] = asyncio.run(lag(stack, bodies[split:], args.protocol, args.lag_rate))
+            result["lag"] = asyncio.run(lag(stack, payloads[split:], args.protocol, args.lag_rate))
         result["usage"] = stack.usage()
         print("raw COPY ceiling ...", file=sys.stderr)
-        ceiling = raw_copy_ceiling(stack.dsn(), requests[: max(1, split)])
+        ceiling = raw_copy_ceiling(stack.dsn(), [b.request for b in batches[: max(1, split)]])
         result["ceiling"] = ceiling
         result["stored_vs_ceiling"] = round(result["throughput"]["stored_spans_per_s"] / ceiling["rows_per_s"], 3)
     finally:

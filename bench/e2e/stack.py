@@ -151,6 +151,11 @@ class BenchStack:
         for service in self.services.values():
             service.cpu_start = cpu_seconds(service.proc.pid)
 
+    def endpoint(self, protocol: str) -> str:
+        if protocol == "grpc":
+            return f"127.0.0.1:{self.grpc_port}"
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
     def stored(self) -> int:
         with psycopg.connect(self.dsn()) as conn:
             return conn.execute("SELECT count(*) FROM spans").fetchone()[0]
