@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 
 from storage.migrations import Migrator
-from tests.storage.private_postgres import PrivatePostgres, private_postgres
+from tests.infra import PrivatePostgres
 
 
 @pytest.fixture
-def server() -> Iterator[PrivatePostgres]:
-    pg = private_postgres()
-    yield pg
-    pg.stop()
-    shutil.rmtree(pg.data.parent, ignore_errors=True)
-
+def server(private_postgres: PrivatePostgres) -> PrivatePostgres:
+    return private_postgres
 
 def _migrate(dsn: str) -> int:
     with psycopg.connect(dsn) as conn, Migrator(conn) as migrator:
