@@ -10,13 +10,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from storage.decode import decode
+from storage.writer import SpanWriter
 from tests.api.conftest import ClientFactory, get_json
 from tests.api.test_limits import metric
 from tests.api.data import S, Rollup, insert_rollups, ns
 from tests.conftest import Database
 from tests.storage.support import NOW_NS, request, trace_ids
-from storage.decode import decode
-from storage.writer import SpanWriter
 
 WINDOW = {"start": "2025-06-03T10:00:30Z", "end": "2025-06-03T10:05:30Z"}
 HOUR = "2025-06-03T10:00:00.000000000Z"
