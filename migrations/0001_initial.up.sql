@@ -49,9 +49,6 @@ CREATE FUNCTION observatory_uses_timescaledb() RETURNS boolean
 LANGUAGE sql STABLE
 AS $$ SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'timescaledb') $$;
 
--- Belt and braces: even a statement that slips past the API's grants cannot write.
-ALTER ROLE observatory_readonly SET default_transaction_read_only = on;
-
 -- One row per span. Ids are raw bytes (16-byte trace, 8-byte span ids); times are kept both
 -- as timestamptz (microseconds, for partitioning and range filters) and as unix nanoseconds
 -- (exact, as OTLP sent them). Partitioned by start_time: daily range partitions on plain
