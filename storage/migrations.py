@@ -30,6 +30,7 @@ from psycopg import sql
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_KEY = 7_244_105_018_264_113  # any constant; names the migration lock in pg_locks
 LOCK_POLL = 0.25
+CATALOG_RACES = ("tuple concurrently updated", "tuple concurrently deleted")
 CATALOG_RACE_ATTEMPTS = 5
 NO_TRANSACTION = "-- observatory:no-transaction"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.(up|down)\.sql$")
@@ -278,9 +279,10 @@ class Migrator:
                 return
             except psycopg.Error as exc:
                 # Roles are cluster-wide and the migration lock is per database: migrators of
-                # two databases can update one role's catalog row at once. The loser's
-                # transaction rolled back whole, so running it again is safe.
-                if _pg_message(exc) == "tuple concurrently updated" and attempt < CATALOG_RACE_ATTEMPTS:
+                # two databases can update one role's catalog row at once; TimescaleDB's
+                # background jobs touch their catalog rows while a down migration drops them.
+                # The loser's transaction rolled back whole, so running it again is safe.
+                if _pg_message(exc) in CATALOG_RACES and attempt < CATALOG_RACE_ATTEMPTS:
                     time.sleep(0.05 * attempt)
                     continue
                 raise MigrationError(
