@@ -209,3 +209,11 @@ class AppDatabaseSettings:
 @dataclass(frozen=True)
 class ReadonlyDatabaseSettings:
     database_readonly_url: str = env("DATABASE_READONLY_URL", DEFAULT_READONLY_DSN, "DSN the API uses (the read-only role); a password here is set on the role by `observatory migrate`", secret=True)
+
+
+@dataclass(frozen=True)
+class MigrationSettings(AdminDatabaseSettings, AppDatabaseSettings, ReadonlyDatabaseSettings):
+    """What applying migrations needs: `observatory migrate up` and a writer with RUN_MIGRATIONS."""
+
+    migrations_dir: str = env("MIGRATIONS_DIR", "", "Folder of the SQL migrations (default: migrations/ of this installation)")
+    migration_lock_timeout: float = env("MIGRATION_LOCK_TIMEOUT", 600.0, "Seconds a migrator waits for another one to finish before giving up", minimum=0)

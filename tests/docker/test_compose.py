@@ -34,7 +34,9 @@ SERVICE_SETTINGS: dict[str, type] = {
 }
 # Variables a service's settings class reads but its command never uses there.
 UNUSED_BY = {
-    "storage": {"DATABASE_URL"},  # admin DSN: only for RUN_MIGRATIONS, off here (migrate runs them)
+    # admin DSN and the read-only DSN (whose password it would set): only for RUN_MIGRATIONS,
+    # off here (the `migrate` service runs them)
+    "storage": {"DATABASE_URL", "DATABASE_READONLY_URL"},
     # `observatory migrate up` never touches Redis nor the services
     "migrate": {"REDIS_URL", "COLLECTOR_READY_URL", "STORAGE_READY_URL", "API_READY_URL"},
 }
