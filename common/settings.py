@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -84,7 +85,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
     if kind is str:
         return raw
     if origin is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        # Newlines too: a list kept in a secret file (API_KEYS_FILE) reads best one a line.
+        return tuple(part.strip() for part in re.split(r"[,\n]", raw) if part.strip())
     raise TypeError(f"unsupported settings type {kind!r} for {name}")
 
 

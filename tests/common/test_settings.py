@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from api.settings import ApiSettings
 from cli.config import env_example
 from collector.settings import CollectorSettings
 from common.settings import SettingsError, load
@@ -115,6 +116,14 @@ def test_an_unreadable_file_in_dotenv_names_the_variable(dotenv: Path) -> None:
     dotenv.write_text("REDIS_URL_FILE=/nonexistent/redis_url\n")
     with pytest.raises(SettingsError, match="REDIS_URL_FILE='/nonexistent/redis_url' cannot be read"):
         load(StorageSettings)
+
+
+def test_lists_split_on_commas_and_newlines(tmp_path: Path) -> None:
+    # API_KEYS_FILE keeps one entry a line; a trailing newline or blank line adds nothing.
+    keys = tmp_path / "api_keys"
+    keys.write_text("a:traces:" + "0" * 64 + "\n\nb:usage:" + "1" * 64 + ", c:*:" + "2" * 64 + "\n")
+    settings = load(ApiSettings, {"API_KEYS_FILE": str(keys)})
+    assert [entry.split(":")[0] for entry in settings.api_keys] == ["a", "b", "c"]
 
 
 def test_env_example_is_generated_from_the_settings() -> None:
