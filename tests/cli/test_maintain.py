@@ -3,15 +3,14 @@ TimescaleDB server answers, retention and compression run at once."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
 
 from tests.cli.conftest import Cli, cli_env, query
-from tests.conftest import Database, create_database, drop_database
-from tests.storage.test_timescaledb import TIMESCALE_DSN, _skip_reason
+from tests.conftest import Database
+from tests.storage.test_timescaledb import tsdb  # noqa: F401 - the fixture: a migrated database on TimescaleDB, or a skip
 
 
 def day(offset: int) -> str:
@@ -72,16 +71,6 @@ def test_an_unmigrated_database_is_told_to_migrate(cli: Cli, unmigrated_dsn: str
         conn.execute(f"CREATE DATABASE {psycopg.conninfo.conninfo_to_dict(unmigrated_dsn)['dbname']}")
     outcome = cli("maintain", **cli_env(unmigrated_dsn, "unused:"))
     assert outcome.code == 1 and "run `observatory migrate up` first" in outcome.err
-
-
-@pytest.fixture
-def tsdb() -> Iterator[Database]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    database = create_database("obs_tsdb_cli", TIMESCALE_DSN)
-    yield database
-    drop_database(database.name, TIMESCALE_DSN)
 
 
 def chunks(dsn: str) -> list[tuple[bool, bool]]:
