@@ -27,7 +27,7 @@ from storage import metrics
 from storage.consumer import Delivery, StreamConsumer, parse
 from storage.decode import Rows, UndecodableEntry, decode
 from storage.maintenance import maintain_async
-from storage.migrations import migrate_up
+from storage.migrations import MigrationError, migrate_up
 from storage.settings import StorageSettings
 from storage.writer import SpanWriter
 
@@ -357,8 +357,16 @@ async def serve(settings: StorageSettings) -> None:
 
 
 def _migrate(settings: StorageSettings) -> None:
-    """The same `migrate up` as the CLI's: database, migrations, role passwords."""
-    outcome = migrate_up(settings, on_wait=lambda holder: log.info("waiting for the migration lock", holder=holder))
+    """The same `migrate up` as the CLI's: database, migrations, role passwords.
+
+    A failure ends the process with the reason in one log line (exit 1): starting to write
+    into a schema the migrations could not bring up to date would only fail later.
+    """
+    try:
+        outcome = migrate_up(settings, on_wait=lambda holder: log.info("waiting for the migration lock", holder=holder))
+    except (MigrationError, psycopg.Error) as exc:
+        log.error("migrations failed; not starting (RUN_MIGRATIONS=true)", error=str(exc).strip())
+        raise SystemExit(1) from None
     log.info(
         "migrations applied", created_database=outcome.created_database, count=len(outcome.applied),
         versions=[m.version for m in outcome.applied], passwords_set_for=outcome.roles,

@@ -88,3 +88,19 @@ def test_a_writer_with_run_migrations_does_what_migrate_up_does(
     assert versions[-1] == 9000 and marker == ("migrations_dir_marker",)
     assert passwords == {"observatory_app": True, "observatory_readonly": True}
     assert "created_database" in writer.log() and "migrations applied" in writer.log()
+
+
+def test_a_writer_whose_migrations_fail_exits_with_the_reason(
+    server: PrivatePostgres, redis_prefix: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    writer = ServiceProcess("storage", service_env({
+        "RUN_MIGRATIONS": "true", "MIGRATIONS_DIR": str(tmp_path / "missing"),
+        "DATABASE_URL": on(server, "fresh_observatory"), "REDIS_URL": REDIS_URL, "REDIS_KEY_PREFIX": redis_prefix,
+        "METRICS_HOST": "127.0.0.1", "STORAGE_METRICS_PORT": str(port), "OBSERVATORY_ENV_FILE": "/nonexistent",
+    }), port, tmp_path / "storage.log").start()
+    assert writer.proc is not None
+    assert writer.proc.wait(60) == 1
+    assert "migrations failed" in writer.log() and f"{tmp_path / 'missing'} does not exist" in writer.log()
+    assert "Traceback" not in writer.log()
+
