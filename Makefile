@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-fast lint env-example clean
+.PHONY: install node-sdk run test test-fast lint env-example clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0])'
@@ -17,10 +17,19 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The JavaScript SDK for tests/e2e/test_node_sdk.py; skipped (and that test skips) without npm.
+NODE_SDK := tests/e2e/node/node_modules/.package-lock.json
+$(NODE_SDK): tests/e2e/node/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not found: the JavaScript SDK test will be skipped"; \
+	elif ! npm ci --prefix tests/e2e/node --no-audit --no-fund --loglevel=error; then \
+	echo "npm ci failed: the JavaScript SDK test will be skipped"; fi
+
+node-sdk: $(NODE_SDK)
+
 run: install
 	$(BIN)/observatory up
 
-test: install
+test: install node-sdk
 	$(BIN)/pytest
 
 test-fast: install

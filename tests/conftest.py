@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,6 +18,7 @@ import redis as redis_sync
 from psycopg import sql
 
 from storage.migrations import Migrator
+from tests.infra import PrivatePostgres, PrivateRedis
 
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -84,3 +86,19 @@ def redis_client() -> Iterator[redis_sync.Redis]:
     client = redis_sync.Redis.from_url(REDIS_URL)
     yield client
     client.close()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, which it may stop, kill and restart."""
+    server = PrivatePostgres().init().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis server of the test's own (no persistence), which it may stop and restart."""
+    server = PrivateRedis(tmp_path / "private-redis").start()
+    yield server
+    server.stop()

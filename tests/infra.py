@@ -32,8 +32,11 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 @dataclass
 class PrivateRedis:
+    """appendfsync None runs without AOF (nothing survives a restart), else AOF with that
+    fsync policy ("always" or "everysec")."""
+
     directory: Path
-    appendfsync: str = "everysec"
+    appendfsync: str | None = None
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -47,10 +50,11 @@ class PrivateRedis:
             pytest.skip("redis-server is not installed")
         self.port = self.port or free_port()
         self.directory.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "no"] if self.appendfsync is None else [
+            "--appendonly", "yes", "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-             "--logfile", str(self.directory / "redis.log")],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), *persistence,
+             "--save", "", "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis_sync.Redis(port=self.port, socket_timeout=1)
@@ -83,9 +87,13 @@ class PrivatePostgres:
     def admin_dsn(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
+    dsn = admin_dsn
+
     def init(self) -> "PrivatePostgres":
         if not (PG_BIN / "initdb").exists():
             pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN}")
+        if os.geteuid() == 0 and shutil.which("runuser") is None:
+            pytest.skip("needs runuser to run initdb/pg_ctl as the postgres user")
         self.port = self.port or free_port()
         self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:

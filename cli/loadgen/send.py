@@ -11,7 +11,6 @@ that wants to time the sending alone passes pre-serialized bodies (`Payload`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,12 +18,12 @@ from dataclasses import dataclass, field
 import aiohttp
 import grpc
 import orjson
-from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 )
 
 from cli.loadgen.traces import Batch
+from collector.receivers.otlp_json import encode_request
 
 PROTOCOLS = ("grpc", "http/protobuf", "http/json")
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -73,24 +72,6 @@ def default_endpoint(protocol: str) -> str:
     return "127.0.0.1:4317" if protocol == "grpc" else "http://127.0.0.1:4318/v1/traces"
 
 
-def otlp_json(request: ExportTraceServiceRequest) -> bytes:
-    """The OTLP/JSON encoding: lowerCamelCase keys, enums as integers, ids as hex (not base64)."""
-    document = MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in document.get("resourceSpans", ()):
-        for scope_spans in resource_spans.get("scopeSpans", ()):
-            for span in scope_spans.get("spans", ()):
-                _hex_ids(span, ("traceId", "spanId", "parentSpanId"))
-                for link in span.get("links", ()):
-                    _hex_ids(link, ("traceId", "spanId"))
-    return orjson.dumps(document)
-
-
-def _hex_ids(item: dict, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if key in item:
-            item[key] = base64.b64decode(item[key]).hex()
-
-
 def prebuild(batches: Iterable[Batch], protocol: str) -> list[Payload]:
     """Encode every batch up front, so a benchmark times the sending and not the building."""
     return [encode(batch, protocol) for batch in batches]
@@ -99,7 +80,7 @@ def prebuild(batches: Iterable[Batch], protocol: str) -> list[Payload]:
 def encode(batch: Batch | Payload, protocol: str) -> Payload:
     if isinstance(batch, Payload):
         return batch
-    body = otlp_json(batch.request) if protocol == "http/json" else batch.body()
+    body = encode_request(batch.request) if protocol == "http/json" else batch.body()
     return Payload(body, batch.spans)
 
 

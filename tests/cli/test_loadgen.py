@@ -14,7 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from cli.loadgen import BUILT_IN, Profile, Stats, TraceFactory, plan
 from cli.loadgen.models import choose, from_pricing
-from cli.loadgen.send import otlp_json
+from collector.receivers.otlp_json import encode_request
 from common.otlp import attributes
 
 END = 1_780_000_000 * 1_000_000_000
@@ -110,7 +110,7 @@ def test_failed_calls_carry_an_exception_event_and_fail_the_root() -> None:
 
 def test_otlp_json_has_hex_ids_and_integer_enums_and_round_trips() -> None:
     request = build(count=50)[0][0]
-    document = orjson.loads(otlp_json(request))
+    document = orjson.loads(encode_request(request))
     span = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
     assert len(span["traceId"]) == 32 and int(span["traceId"], 16) >= 0
     assert isinstance(span["kind"], int)

@@ -4,12 +4,9 @@ Uses a private redis-server (the shared one must never be stopped)."""
 
 from __future__ import annotations
 
-import shutil
 import signal
-import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,44 +17,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from common.stream import StreamKeys
 from tests.collector.otlp import make_request
 from tests.collector.process import CollectorProcess, collector_process
-from tests.support import free_port, http_get, wait_for
+from tests.infra import PrivateRedis
+from tests.support import http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-class PrivateRedis:
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.dir = tmp_path
-        self.proc: subprocess.Popen | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis_sync.Redis(port=self.port)
-        wait_for(client.ping, what="private redis-server")
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed: cannot start a private Redis to stop")
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def post(collector: CollectorProcess) -> tuple[int, str | None]:
@@ -87,7 +53,7 @@ def test_redis_outage_gives_503_then_recovers_without_restart(private_redis: Pri
     collector.service.start().wait_ready()
     try:
         assert post(collector) == (200, None)
-        private_redis.stop()
+        private_redis.kill()
         assert post(collector) == (503, "4")
         assert grpc_code(collector) == grpc.StatusCode.UNAVAILABLE
         assert ready_status(collector) == 503

@@ -10,7 +10,6 @@ which fsyncs) loses nothing in either mode. docs/GUARANTEES.md records the figur
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +22,6 @@ from tests.infra import PrivatePostgres, PrivateRedis
 from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivatePostgres]:
-    server = PrivatePostgres().init().start()
-    yield server
-    server.remove()
 
 
 def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, redis_prefix: str, tmp_path: Path) -> None:

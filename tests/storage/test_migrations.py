@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,16 +11,13 @@ import pytest
 
 from storage.migrations import DEFAULT_DIR, Migrator
 from tests.conftest import REDIS_URL
-from tests.storage.private_postgres import PrivatePostgres, private_postgres
+from tests.infra import PrivatePostgres
 from tests.support import ServiceProcess, free_port, service_env
 
 
 @pytest.fixture
-def server() -> Iterator[PrivatePostgres]:
-    pg = private_postgres()
-    yield pg
-    pg.stop()
-    shutil.rmtree(pg.data.parent, ignore_errors=True)
+def server(private_postgres: PrivatePostgres) -> PrivatePostgres:
+    return private_postgres
 
 
 def _migrate(dsn: str) -> int:

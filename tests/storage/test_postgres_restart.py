@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -14,7 +12,7 @@ import redis as redis_sync
 from common.stream import StreamKeys
 from storage.migrations import Migrator
 from tests.conftest import Database
-from tests.storage.private_postgres import PrivatePostgres, private_postgres
+from tests.infra import PrivatePostgres
 from tests.storage.support import Publisher, pending, request, span_counts, trace_ids, writer_process
 from tests.support import http_get, wait_for
 
@@ -22,15 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def server() -> Iterator[PrivatePostgres]:
-    pg = private_postgres()
-    yield pg
-    try:
-        pg.stop()
-    except Exception:  # already stopped by a failing test
-        pass
-    shutil.rmtree(pg.data.parent, ignore_errors=True)
-
+def server(private_postgres: PrivatePostgres) -> PrivatePostgres:
+    return private_postgres
 
 def test_restart_during_load_loses_nothing_and_duplicates_nothing(
     server: PrivatePostgres, redis_prefix: str, redis_client: redis_sync.Redis, tmp_path: Path,

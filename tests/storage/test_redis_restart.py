@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,42 +11,17 @@ import redis as redis_sync
 from common.stream import StreamKeys
 from tests.conftest import Database
 from tests.storage.support import Publisher, pending, publish_traces, span_counts, writer_process
-from tests.support import free_port, http_get, wait_for
+from tests.infra import PrivateRedis
+from tests.support import http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-@dataclass
-class PrivateRedis:
-    port: int
-    workdir: Path
-    proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # Append-only with fsync on every write: the stream must survive the restart.
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: redis_sync.Redis(port=self.port).ping(), 10, 0.05, "the private redis")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("needs redis-server to run a private Redis")
-    server = PrivateRedis(free_port(), tmp_path)
-    server.start()
+    # Append-only with fsync on every write: the stream must survive the restart.
+    server = PrivateRedis(tmp_path / "redis", appendfsync="always").start()
     yield server
     server.stop()
 

@@ -1,0 +1,174 @@
+"""Planted PII for the storage-wide check: every detector kind, in every place a span can
+carry text, each value unique and findable again by a pattern of its kind.
+
+A value is "found" in the database when its kind's pattern matches the stored text and the
+match, normalized (digits only for cards and phones), is one of the planted values.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from tests.collector.ordinary_corpus import corpus
+
+ALNUM = string.ascii_letters + string.digits
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return "".join(rng.choice(string.digits) for _ in range(n))
+
+
+def _luhn(body: str) -> str:
+    for check in string.digits:
+        total = 0
+        for i, ch in enumerate(reversed(body + check)):
+            d = int(ch) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
+        if total % 10 == 0:
+            return body + check
+    raise AssertionError("unreachable")
+
+
+def _card(rng: random.Random) -> str:
+    return _luhn("4" + _digits(rng, 14))
+
+
+def _grouped(digits: str, sep: str) -> str:
+    return sep.join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+# kind → (make a value, pattern that finds values of the kind, normalize a match)
+def _only_digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+KINDS: dict[str, tuple[Callable[[random.Random], str | int], str, Callable[[str], str]]] = {
+    "email": (lambda r: f"{''.join(r.choices(string.ascii_lowercase, k=8))}.{r.randrange(10**6)}@planted-{r.randrange(999)}.example.com",
+              r"[a-z]{8}\.[0-9]+@planted-[0-9]+\.example\.com", str),
+    "phone_us": (lambda r: f"({r.randint(201, 989)}) {r.randint(201, 989)}-{_digits(r, 4)}",
+                 r"\(\d{3}\) \d{3}-\d{4}", _only_digits),
+    "phone_intl": (lambda r: f"+44 20 {_digits(r, 4)} {_digits(r, 4)}", r"\+44 20 \d{4} \d{4}", _only_digits),
+    "ssn": (lambda r: f"{r.randint(100, 665):03d}-{r.randint(10, 99):02d}-{r.randint(1000, 9999):04d}", r"\b\d{3}-\d{2}-\d{4}\b", str),
+    "card_bare": (_card, r"\b4\d{15}\b", _only_digits),
+    "card_spaced": (lambda r: _grouped(_card(r), " "), r"\b4\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{4}\b", _only_digits),
+    "card_dashed": (lambda r: _grouped(_card(r), "-"), r"\b4\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{4}\b", _only_digits),
+    "card_int": (lambda r: int(_card(r)), r"\b4\d{15}\b", _only_digits),
+    "ipv4": (lambda r: f"10.{r.randint(10, 250)}.{r.randint(10, 250)}.{r.randint(10, 250)}", r"\b10\.\d{2,3}\.\d{2,3}\.\d{2,3}\b", str),
+    "ipv6": (lambda r: f"2001:db8:{r.randrange(1, 0xffff):x}:{r.randrange(1, 0xffff):x}::{r.randrange(1, 0xffff):x}",
+             r"2001:db8:[0-9a-f]+:[0-9a-f]+::[0-9a-f]+", str),
+    "openai_key": (lambda r: "sk-proj-" + "".join(r.choices(ALNUM, k=40)), r"sk-proj-[A-Za-z0-9]{40}", str),
+    "aws_key": (lambda r: "AKIA" + "".join(r.choices(string.ascii_uppercase + string.digits, k=16)), r"AKIA[0-9A-Z]{16}", str),
+    "bearer": (lambda r: "Bearer " + "".join(r.choices(ALNUM, k=32)), r"Bearer [A-Za-z0-9]{32}", str),
+    "jwt": (lambda r: "eyJhbGciOiJIUzI1NiJ9.eyJ" + "".join(r.choices(ALNUM, k=24)) + "." + "".join(r.choices(ALNUM, k=30)),
+            r"eyJhbGciOiJIUzI1NiJ9\.eyJ[A-Za-z0-9]{24}\.[A-Za-z0-9]{30}", str),
+    "private_key": (lambda r: "-----BEGIN RSA PRIVATE KEY-----\nMIIE" + "".join(r.choices(ALNUM, k=48)) + "\n-----END RSA PRIVATE KEY-----",
+                    r"MIIE[A-Za-z0-9]{48}", lambda s: re.search(r"MIIE[A-Za-z0-9]{48}", s).group(0)),  # type: ignore[union-attr]
+}
+
+POSITIONS = (
+    "resource", "scope", "span", "span_array", "span_kvlist", "event_message", "event_stacktrace",
+    "link", "status_message", "llm_prompt", "llm_messages_json", "llm_completion",
+)
+
+
+def _any(value: str | int) -> AnyValue:
+    return AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+
+
+def _kv(key: str, value: AnyValue) -> KeyValue:
+    return KeyValue(key=key, value=value)
+
+
+@dataclass
+class Planted:
+    needles: dict[str, set[str]] = field(default_factory=dict)  # kind → normalized planted values
+    clean: dict[str, str] = field(default_factory=dict)  # span id hex → ordinary value planted beside it
+    combinations: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, kind: str, value: str | int) -> None:
+        self.needles.setdefault(kind, set()).add(KINDS[kind][2](str(value)))
+
+
+def build(spans: int, per_request: int = 200, seed: int = 7) -> tuple[list[ExportTraceServiceRequest], Planted]:
+    rng = random.Random(seed)
+    planted = Planted()
+    clean_values = [v for _category, v in corpus(per_category=max(1, spans // 10 + 1), seed=seed)]
+    kinds = list(KINDS)
+    requests = []
+    made = 0
+    base_ns = 1_795_000_000_000_000_000
+    while made < spans:
+        req = ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.append(_kv("service.name", _any("pii-check")))
+        ss = rs.scope_spans.add()
+        ss.scope.name = "pii-check"
+        for _ in range(min(per_request, spans - made)):
+            kind = kinds[made % len(kinds)]
+            position = POSITIONS[(made // len(kinds)) % len(POSITIONS)]
+            value = KINDS[kind][0](rng)
+            planted.add(kind, value)
+            planted.combinations.add((kind, position))
+            span = ss.spans.add(trace_id=rng.randbytes(16), span_id=rng.randbytes(8), name="handle request",
+                                start_time_unix_nano=base_ns + made, end_time_unix_nano=base_ns + made + 1_000_000)
+            clean = clean_values[made % len(clean_values)]
+            planted.clean[span.span_id.hex()] = str(clean)
+            span.attributes.append(_kv("app.clean", _any(clean)))
+            _plant(rs, ss, span, position, value)
+            made += 1
+        requests.append(req)
+    return requests, planted
+
+
+def _plant(rs, ss, span, position: str, value: str | int) -> None:  # type: ignore[no-untyped-def]
+    text = str(value)
+    if position == "resource":
+        rs.resource.attributes.append(_kv("host.owner", _any(value)))
+    elif position == "scope":
+        ss.scope.attributes.append(_kv("scope.note", _any(value)))
+    elif position == "span":
+        span.attributes.append(_kv("user.note", _any(value)))
+    elif position == "span_array":
+        array = AnyValue()
+        array.array_value.values.extend([_any("first"), _any(value)])
+        span.attributes.append(_kv("app.list", array))
+    elif position == "span_kvlist":
+        kvlist = AnyValue()
+        kvlist.kvlist_value.values.append(_kv("contact", _any(value)))
+        span.attributes.append(_kv("app.map", kvlist))
+    elif position == "event_message":
+        span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano,
+                        attributes=[_kv("exception.message", _any(f"failed for {text}"))])
+    elif position == "event_stacktrace":
+        span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano,
+                        attributes=[_kv("exception.stacktrace", _any(f"Traceback:\n  File x.py\nValueError: {text}"))])
+    elif position == "link":
+        span.links.add(trace_id=bytes(15) + b"\x01", span_id=bytes(7) + b"\x01", attributes=[_kv("link.note", _any(value))])
+    elif position == "status_message":
+        span.status.code = 2
+        span.status.message = f"upstream rejected {text}"
+    elif position == "llm_prompt":
+        span.attributes.append(_kv("gen_ai.prompt.0.content", _any(f"Hi, please help. {text} is mine.")))
+    elif position == "llm_messages_json":
+        messages = [{"role": "user", "parts": [{"type": "text", "content": f"my details: {text}"}]}]
+        span.attributes.append(_kv("gen_ai.input.messages", _any(orjson.dumps(messages).decode())))
+    else:
+        span.attributes.append(_kv("gen_ai.completion.0.content", _any(f"Noted: {text}.")))
+
+
+def found(text: str, planted: Planted) -> dict[str, set[str]]:
+    """kind → planted values that appear in `text`."""
+    hits: dict[str, set[str]] = {}
+    for kind, (_make, pattern, normalize) in KINDS.items():
+        values = {normalize(m) for m in re.findall(pattern, text)} & planted.needles.get(kind, set())
+        if values:
+            hits[kind] = values
+    return hits
