@@ -39,8 +39,8 @@ class ApiSettings(LogSettings, RedisSettings, ServiceSettings, ReadonlyDatabaseS
         minimum=1000,
     )
     rollup_tiers: tuple[str, ...] = env(
-        "API_ROLLUP_TIERS", ("1m",),
-        "Rollup relations usage answers read, comma-separated: 1m (span_rollups_1m) and, where the storage keeps one, 1h (span_rollups_1h)",
+        "API_ROLLUP_TIERS", ("1m", "1h"),
+        "Rollup relations usage answers read, comma-separated: 1m (span_rollups_1m) and 1h (span_rollups_1h, for whole hours); 1m alone skips the hourly tier",
     )
 
     def validate(self) -> None:

@@ -177,7 +177,7 @@ async def _sampled_percentiles(
 
 async def usage(
     pool: AsyncConnectionPool, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str],
-    sample_spans: int | None, tiers: Sequence[str] = ("1m",),
+    sample_spans: int | None, tiers: Sequence[str] = ("1m", "1h"),
 ) -> Usage:
     """Rows per (bucket, *groups); sample_spans None skips latency percentiles. Totals and
     percentiles run at once on two connections: they read different relations."""

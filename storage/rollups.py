@@ -1,10 +1,10 @@
-"""Per-minute rollups on plain PostgreSQL: span rows folded into `span_rollups_1m` upserts.
+"""Rollups on plain PostgreSQL: span rows folded into `span_rollups_1m` and `span_rollups_1h` upserts.
 
 The writer calls `upsert` in the transaction that inserted the spans, with only the rows
-that transaction really inserted, so a redelivered span is never counted twice. (With
-TimescaleDB `span_rollups_1m` is a continuous aggregate and nothing here runs.) The
-bucket, model and error rules are the continuous aggregate's: a UTC minute,
-coalesce(request model, response model), status code 2.
+that transaction really inserted, so a redelivered span is never counted twice and the two
+tiers always hold the same spans. (With TimescaleDB both are continuous aggregates and
+nothing here runs.) The bucket, model and error rules are the continuous aggregates': a UTC
+minute or hour, coalesce(request model, response model), status code 2.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from storage.decode import PG_EPOCH_US, SPAN_COLUMNS
 
@@ -29,12 +30,16 @@ _COST = SPAN_COLUMNS.index("cost_total_usd")
 _DURATION = SPAN_COLUMNS.index("duration_ns")
 STATUS_ERROR = 2
 MINUTE_US = 60_000_000
+HOUR_US = 60 * MINUTE_US
+# Finest first: each tier is folded from the one before it, and two writers upsert the
+# tables in this order, so they never wait on each other's locks in opposite orders.
+TIERS = (("span_rollups_1m", MINUTE_US), ("span_rollups_1h", HOUR_US))
 _PG_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=PG_EPOCH_US)
 
-# Rows go in key order so two writers touching the same minutes lock them in the same order.
+# Rows go in key order so two writers touching the same buckets lock them in the same order.
 _UPSERT = """
-INSERT INTO span_rollups_1m AS r (bucket, service_name, model, provider, span_count, error_count,
-                                  input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns)
+INSERT INTO {relation} AS r (bucket, service_name, model, provider, span_count, error_count,
+                             input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns)
 SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[],
                      %s::int8[], %s::int8[], %s::numeric[], %s::int8[], %s::int8[])
 ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
@@ -46,11 +51,14 @@ ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
     duration_sum_ns = r.duration_sum_ns + excluded.duration_sum_ns,
     duration_max_ns = greatest(r.duration_max_ns, excluded.duration_max_ns)
 """
+# (bucket in microseconds since 2000-01-01 UTC, service, model, provider) ->
+# [span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns]
+Groups = dict[tuple[Any, ...], list[Any]]
 
 
-def aggregate(spans: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rollup rows (one per minute, service, model, provider) of span rows, in key order."""
-    groups: dict[tuple[Any, ...], list[Any]] = {}
+def aggregate(spans: list[tuple[Any, ...]]) -> Groups:
+    """Per-minute groups of span rows."""
+    groups: Groups = {}
     for span in spans:
         model = span[_REQUEST_MODEL] if span[_REQUEST_MODEL] is not None else span[_RESPONSE_MODEL]
         start = span[_START]  # microseconds since 2000-01-01 UTC
@@ -66,6 +74,27 @@ def aggregate(spans: list[tuple[Any, ...]]) -> list[list[Any]]:
         group[4] += span[_COST] or 0
         group[5] += duration
         group[6] = max(group[6], duration)
+    return groups
+
+
+def fold(groups: Groups, width_us: int) -> Groups:
+    """The same groups in coarser buckets (a whole number of the finer ones): far fewer
+    additions than aggregating the spans again."""
+    folded: Groups = {}
+    for (bucket, *rest), values in groups.items():
+        key = (bucket - bucket % width_us, *rest)
+        group = folded.get(key)
+        if group is None:
+            folded[key] = list(values)
+        else:
+            for i in range(6):
+                group[i] += values[i]
+            group[6] = max(group[6], values[6])
+    return folded
+
+
+def rows(groups: Groups) -> list[list[Any]]:
+    """Rollup rows (bucket as a datetime) in key order."""
     return [[_PG_EPOCH + timedelta(microseconds=key[0]), *key[1:], *values]
             for key, values in sorted(groups.items(), key=_order)]
 
@@ -76,6 +105,10 @@ def _order(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
 
 
 async def upsert(conn: psycopg.AsyncConnection, spans: list[tuple[Any, ...]]) -> None:
-    rollups = aggregate(spans)
-    if rollups:
-        await conn.execute(_UPSERT, [list(column) for column in zip(*rollups)])
+    """Fold the spans into every tier; the caller's transaction makes the tiers agree."""
+    groups = aggregate(spans)
+    for relation, width_us in TIERS:
+        groups = fold(groups, width_us)
+        if groups:
+            statement = sql.SQL(_UPSERT).format(relation=sql.Identifier(relation))
+            await conn.execute(statement, [list(column) for column in zip(*rows(groups))])

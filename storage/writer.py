@@ -5,8 +5,8 @@ fastest way in). A batch holding a span that is already stored (an entry redeliv
 a crash) makes that COPY fail with a unique violation; the savepoint around it is rolled
 back and the batch takes the slow path: COPY into temporary staging tables, then
 INSERT … SELECT … ON CONFLICT DO NOTHING, which skips the stored rows. Either way, on
-plain PostgreSQL the rows really inserted are folded into `span_rollups_1m` in the same
-transaction. The caller acknowledges the batch's stream entries only after `write` returns.
+plain PostgreSQL the rows really inserted are folded into `span_rollups_1m` and
+`span_rollups_1h` in the same transaction. The caller acknowledges the batch's stream entries only after `write` returns.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ async def through_writer(settings: StorageSettings, bodies: list[bytes], spans: 
 
 def truncate(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE spans, span_events, span_links, span_rollups_1m")
+        conn.execute("TRUNCATE spans, span_events, span_links, span_rollups_1m, span_rollups_1h")
 
 
 def count(dsn: str) -> int:

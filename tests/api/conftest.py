@@ -59,8 +59,8 @@ def api_settings(db: Database, prefix: str, **overrides: Any) -> ApiSettings:
 async def make_client(api_database: Database, redis_prefix: str) -> AsyncIterator[ClientFactory]:
     opened: list[tuple[TestClient, Any, Redis]] = []
 
-    async def factory(**overrides: Any) -> TestClient:
-        settings = api_settings(api_database, redis_prefix, **overrides)
+    async def factory(database: Database | None = None, **overrides: Any) -> TestClient:
+        settings = api_settings(database or api_database, redis_prefix, **overrides)
         pool = make_pool(settings)
         await pool.open()
         redis = Redis.from_url(settings.redis_url)

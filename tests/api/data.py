@@ -98,10 +98,11 @@ class Rollup:
     duration_max_ns: int
 
 
-def insert_rollups(conn: psycopg.Connection, rollups: list[Rollup]) -> None:
+def insert_rollups(conn: psycopg.Connection, rollups: list[Rollup], tier: str = "span_rollups_1m") -> None:
+    """Rows straight into a tier (minute_ns is then the row's bucket, of that tier's width)."""
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO span_rollups_1m (bucket, service_name, model, provider, span_count, error_count, input_tokens, "
+            f"INSERT INTO {tier} (bucket, service_name, model, provider, span_count, error_count, input_tokens, "
             "output_tokens, cost_usd, duration_sum_ns, duration_max_ns) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [(datetime.fromtimestamp(r.minute_ns // S, tz=timezone.utc), r.service_name, r.model, r.provider, r.span_count,
               r.error_count, r.input_tokens, r.output_tokens, r.cost_usd, r.duration_sum_ns, r.duration_max_ns) for r in rollups],

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
+import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
+from storage.decode import decode
+from storage.writer import SpanWriter
 from tests.api.conftest import ClientFactory, get_json
 from tests.api.test_limits import metric
 from tests.api.data import S, Rollup, insert_rollups, ns
 from tests.conftest import Database
+from tests.storage.support import NOW_NS, request, trace_ids
 
 WINDOW = {"start": "2025-06-03T10:00:30Z", "end": "2025-06-03T10:05:30Z"}
 HOUR = "2025-06-03T10:00:00.000000000Z"
+
+
+def iso(unix_ns: int) -> str:
+    return datetime.fromtimestamp(unix_ns // S, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def minute(m: int) -> str:
@@ -93,7 +103,9 @@ async def test_aggregates_are_cached(make_client: ClientFactory, api_database: D
     first = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
     assert first.headers["Cache-Status"] == "observatory-api; fwd=miss" and (await first.json())["services"] == []
     with api_database.connect() as conn:
-        insert_rollups(conn, [Rollup(ns("2025-06-04T10:10:00Z"), "late", None, None, 1, 0, 0, 0, Decimal(0), S, S)])
+        # In both tiers, as the writer keeps them: the window is a whole hour, read from the hourly one.
+        for bucket, tier in (("2025-06-04T10:10:00Z", "span_rollups_1m"), ("2025-06-04T10:00:00Z", "span_rollups_1h")):
+            insert_rollups(conn, [Rollup(ns(bucket), "late", None, None, 1, 0, 0, 0, Decimal(0), S, S)], tier=tier)
     try:
         again = await client.get("/api/v1/services", params=window, headers={"X-API-Key": "obs_test-key-with-every-scope"})
         assert again.headers["Cache-Status"] == "observatory-api; hit" and (await again.json())["services"] == []
@@ -105,6 +117,7 @@ async def test_aggregates_are_cached(make_client: ClientFactory, api_database: D
     finally:
         with api_database.connect() as conn:
             conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'late'")
+            conn.execute("DELETE FROM span_rollups_1h WHERE service_name = 'late'")
 
 
 async def test_percentiles_come_from_a_sample_above_the_limit(make_client: ClientFactory) -> None:
@@ -115,30 +128,56 @@ async def test_percentiles_come_from_a_sample_above_the_limit(make_client: Clien
     assert [(r["request_count"], r["input_tokens"]) for r in body["rows"]] == [(18, 1080)]  # totals stay exact
 
 
-async def test_an_hourly_tier_answers_whole_hours_when_configured(make_client: ClientFactory, api_database: Database) -> None:
+async def test_the_hourly_tier_answers_whole_hours_by_default(make_client: ClientFactory, api_database: Database) -> None:
     eleven = ns("2025-06-03T11:00:00Z")
     with api_database.connect() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS span_rollups_1h (LIKE span_rollups_1m)")
-        conn.execute("GRANT SELECT ON span_rollups_1h TO observatory_readonly")
-        conn.execute("DELETE FROM span_rollups_1h")
-        conn.execute(
-            "INSERT INTO span_rollups_1h SELECT to_timestamp(%s), 'hourly', NULL, NULL, 1000, 0, 0, 0, 0, 0, 0", (eleven // S,),
-        )
+        insert_rollups(conn, [Rollup(eleven, "hourly", None, None, 1000, 0, 0, 0, Decimal(0), 0, 0)], tier="span_rollups_1h")
         # The per-minute rows of that hour say otherwise, so the answer shows which tier was read.
         insert_rollups(conn, [Rollup(eleven + 300 * S, "minutely", None, None, 7, 0, 0, 0, Decimal(0), S, S)])
     try:
         window = {"start": "2025-06-03T10:59:30Z", "end": "2025-06-03T12:00:30Z"}
-        tiered = await make_client(rollup_tiers=("1m", "1h"))
-        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service")
+        default = await make_client()
+        body = await get_json(default, "/api/v1/metrics", **window, group_by="service")
         assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("hourly", 1000)]
         assert body["source"] == "rollups+raw"  # the half minutes at either end
         # 5-minute buckets do not fit whole hours: the per-minute tier answers.
-        body = await get_json(tiered, "/api/v1/metrics", **window, group_by="service", bucket="5m")
+        body = await get_json(default, "/api/v1/metrics", **window, group_by="service", bucket="5m")
         assert [(r["service"], r["request_count"]) for r in body["rows"]] == [("minutely", 7)]
-        minutes_only = await make_client()
+        minutes_only = await make_client(rollup_tiers=("1m",))
         services = await get_json(minutes_only, "/api/v1/services", **window)
         assert [(s["service"], s["request_count"]) for s in services["services"]] == [("minutely", 7)]
     finally:
         with api_database.connect() as conn:
-            conn.execute("DROP TABLE span_rollups_1h")
+            conn.execute("DELETE FROM span_rollups_1h WHERE service_name = 'hourly'")
             conn.execute("DELETE FROM span_rollups_1m WHERE service_name = 'minutely'")
+
+
+async def test_both_tiers_and_the_spans_agree_after_writer_round_trips(make_client: ClientFactory, fresh_database: Database) -> None:
+    hour, minute = 3600 * S, 60 * S
+    start = (NOW_NS // hour - 5) * hour
+    async with await psycopg.AsyncConnection.connect(fresh_database.app_dsn, autocommit=True, options="-c TimeZone=UTC") as conn:
+        writer = SpanWriter(conn, retention_days=30)
+        for n in range(14):  # every 17 minutes over four hours, two services, some errors, some redelivered
+            req = request(trace_ids(3), service=f"svc{n % 2}", start_ns=start + n * 17 * minute + 13 * S)
+            for span in req.resource_spans[0].scope_spans[0].spans[:: 1 + n % 3]:
+                span.status.code = Status.STATUS_CODE_ERROR
+            rows = decode(req.SerializeToString())
+            for _ in range(1 + (n % 4 == 0)):
+                await writer.write(rows)
+    # A partial first hour (its first half minute from spans, then minutes), three whole hours
+    # (the hourly tier), ten minutes after them (the per-minute tier).
+    first, last = iso(start + 30 * S), iso(start + 4 * hour + 10 * minute)
+    params = {"start": first, "end": last, "group_by": "service"}
+    default = await get_json(await make_client(database=fresh_database), "/api/v1/metrics", **params)
+    minutes = await get_json(await make_client(database=fresh_database, rollup_tiers=("1m",)), "/api/v1/metrics", **params)
+    assert default["source"] == minutes["source"] == "rollups+raw"
+    assert default["rows"] == minutes["rows"]
+    with psycopg.connect(fresh_database.admin_dsn) as admin:
+        expected = admin.execute("""
+            SELECT extract(epoch FROM date_trunc('hour', start_time))::bigint * 1000000000, service_name, count(*),
+                   count(*) FILTER (WHERE status_code = 2), sum(input_tokens), sum(output_tokens)
+            FROM spans WHERE start_time >= %s AND start_time < %s GROUP BY 1, 2 ORDER BY 1, 2""", (first, last)).fetchall()
+    answered = [(r["bucket_unix_nano"], r["service"], r["request_count"], r["error_count"], r["input_tokens"], r["output_tokens"])
+                for r in default["rows"]]
+    assert answered == expected
+    assert sum(r[2] for r in answered) == 13 * 9  # the first batch starts before the window

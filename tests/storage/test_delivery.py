@@ -31,9 +31,12 @@ def started() -> Iterator[list[ServiceProcess]]:
 
 
 def rollup_total(dsn: str) -> int:
+    """Spans counted by the rollups; both tiers must count the same."""
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT coalesce(sum(span_count), 0) FROM span_rollups_1m").fetchone()
-    return int(row[0]) if row else 0
+        row = conn.execute("""SELECT (SELECT coalesce(sum(span_count), 0) FROM span_rollups_1m),
+                                     (SELECT coalesce(sum(span_count), 0) FROM span_rollups_1h)""").fetchone()
+    assert row is not None and row[0] == row[1], f"per-minute and hourly tiers disagree: {row}"
+    return int(row[0])
 
 
 def test_kill_9_after_commit_before_ack_stores_every_span_once(

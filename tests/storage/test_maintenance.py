@@ -29,8 +29,9 @@ def test_partitions_are_made_ahead_and_dropped_past_retention(fresh_database: Da
         admin.execute("""INSERT INTO spans (trace_id, span_id, name, service_name, start_time, end_time,
                          start_time_unix_nano, end_time_unix_nano, duration_ns)
                          VALUES ('\\x01', '\\x02', 'old', 's', now() - interval '3 years', now() - interval '3 years', 0, 0, 0)""")
-        admin.execute("""INSERT INTO span_rollups_1m VALUES (now() - interval '20 days', 's', NULL, NULL, 1, 0, 0, 0, 0, 1, 1),
-                                                            (now(), 's', NULL, NULL, 1, 0, 0, 0, 0, 1, 1)""")
+        for tier, unit in (("span_rollups_1m", "minute"), ("span_rollups_1h", "hour")):
+            admin.execute(f"""INSERT INTO {tier} VALUES (date_trunc('{unit}', now() - interval '20 days'), 's', NULL, NULL, 1, 0, 0, 0, 0, 1, 1),
+                                                        (date_trunc('{unit}', now()), 's', NULL, NULL, 1, 0, 0, 0, 0, 1, 1)""")
     with psycopg.connect(fresh_database.app_dsn, autocommit=True) as app:  # the writer's role can run it
         summary = maintain(app, RetentionSettings(retention_days=10, partitions_ahead_days=2))
         assert "dropped 6" in summary  # days -12, -11 of three tables
@@ -39,7 +40,7 @@ def test_partitions_are_made_ahead_and_dropped_past_retention(fresh_database: Da
             assert {f"{parent}_p{day(n)}" for n in (-10, -9, -8, -1, 0, 1, 2)} <= names
             assert not {f"{parent}_p{day(n)}" for n in (-12, -11)} & names
         assert app.execute("SELECT count(*) FROM spans").fetchone() == (0,)  # the default partition too
-        assert app.execute("SELECT count(*) FROM span_rollups_1m").fetchone() == (1,)
+        assert app.execute("SELECT (SELECT count(*) FROM span_rollups_1m), (SELECT count(*) FROM span_rollups_1h)").fetchone() == (1, 1)
 
 
 def test_zero_retention_keeps_everything(fresh_database: Database) -> None:

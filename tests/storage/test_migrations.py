@@ -44,7 +44,8 @@ def test_down_then_up_again(server: PrivatePostgres) -> None:
     assert _migrate(server.dsn) == 1
     with psycopg.connect(server.dsn) as conn, Migrator(conn) as migrator:
         assert len(migrator.down()) == 1
-        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m')").fetchone() == (None, None)
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
+                            ).fetchone() == (None, None, None)
         assert len(migrator.up()) == 1
 
 

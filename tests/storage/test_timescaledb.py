@@ -1,4 +1,4 @@
-"""The TimescaleDB path: hypertables, compression, policies, the continuous aggregate.
+"""The TimescaleDB path: hypertables, compression, policies, the continuous aggregates.
 
 Runs against TEST_TIMESCALE_DSN (default: a cluster on 127.0.0.1:5433 that preloads
 timescaledb) and skips, saying why, when that server does not answer or lacks the extension.
@@ -62,9 +62,23 @@ def test_span_tables_are_daily_hypertables_compressed_by_service(tsdb: Database)
         segment = conn.execute("""SELECT attname FROM timescaledb_information.compression_settings
                                   WHERE hypertable_name = 'spans' AND segmentby_column_index = 1""").fetchone()
         assert segment == ("service_name",)
-        cagg = conn.execute("""SELECT materialized_only FROM timescaledb_information.continuous_aggregates
-                               WHERE view_name = 'span_rollups_1m'""").fetchone()
-        assert cagg == (False,)  # real time: the API sees spans written a moment ago
+        caggs = conn.execute("""SELECT view_name, materialized_only FROM timescaledb_information.continuous_aggregates
+                                ORDER BY view_name""").fetchall()
+        assert caggs == [("span_rollups_1h", False), ("span_rollups_1m", False)]  # real time: spans written a moment ago
+
+
+def test_the_hourly_aggregate_is_built_on_the_per_minute_one_and_refreshed_after_it(tsdb: Database) -> None:
+    with psycopg.connect(tsdb.admin_dsn) as conn:
+        parent = conn.execute("""SELECT h.hypertable_name = m.materialization_hypertable_name
+                                 FROM timescaledb_information.continuous_aggregates h,
+                                      timescaledb_information.continuous_aggregates m
+                                 WHERE h.view_name = 'span_rollups_1h' AND m.view_name = 'span_rollups_1m'""").fetchone()
+        assert parent == (True,)  # hierarchical: it reads the per-minute rows, never the spans
+        policies = conn.execute("""
+            SELECT hypertable_name, config->>'start_offset', config->>'end_offset', schedule_interval
+            FROM timescaledb_information.jobs WHERE proc_name = 'policy_refresh_continuous_aggregate' ORDER BY 1""").fetchall()
+        assert [(v, start, end, every.total_seconds()) for v, start, end, every in policies] == [
+            ("span_rollups_1h", "3 days", "01:00:00", 60), ("span_rollups_1m", "2 days", "00:01:00", 60)]
 
 
 async def test_writes_are_idempotent_and_the_continuous_aggregate_counts_them_once(
@@ -77,7 +91,33 @@ async def test_writes_are_idempotent_and_the_continuous_aggregate_counts_them_on
     with psycopg.connect(tsdb.readonly_dsn) as ro:
         rollups = ro.execute("""SELECT service_name, model, provider, span_count, input_tokens, output_tokens
                                 FROM span_rollups_1m ORDER BY model NULLS FIRST""").fetchall()
-    assert rollups == [("checkout", None, None, 20, 0, 0), ("checkout", "gpt-4o-mini", "openai", 10, 1000, 200)]
+        hourly = ro.execute("""SELECT service_name, model, provider, span_count, input_tokens, output_tokens
+                               FROM span_rollups_1h ORDER BY model NULLS FIRST""").fetchall()
+    assert rollups == hourly == [("checkout", None, None, 20, 0, 0), ("checkout", "gpt-4o-mini", "openai", 10, 1000, 200)]
+
+
+async def test_both_aggregates_equal_a_group_by_over_the_spans_once_refreshed(tsdb: Database, writer: SpanWriter) -> None:
+    hour = 3_600_000_000_000
+    for n in range(6):  # 50 minutes apart, three hours back: hours with one or two batches
+        rows = decode(request(trace_ids(4), service=f"svc{n % 2}", start_ns=NOW_NS - 3 * hour - n * hour * 5 // 6).SerializeToString())
+        await writer.write(rows)
+        await writer.write(rows)  # redelivered: adds nothing
+    with psycopg.connect(tsdb.admin_dsn, autocommit=True) as admin:
+        # Finest first, as the policies run: the hourly refresh reads what the per-minute one materialized.
+        admin.execute("CALL refresh_continuous_aggregate('span_rollups_1m', NULL, now() - interval '1 hour')")
+        admin.execute("CALL refresh_continuous_aggregate('span_rollups_1h', NULL, now() - interval '1 hour')")
+        watermark = admin.execute("SELECT _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark(mat_hypertable_id)) "
+                                  "FROM _timescaledb_catalog.continuous_agg WHERE user_view_name = 'span_rollups_1h'").fetchone()
+        assert watermark is not None and watermark[0].timestamp() * 10**9 > NOW_NS - 3 * hour  # the rows below are materialized
+        for unit, tier in (("minute", "span_rollups_1m"), ("hour", "span_rollups_1h")):
+            expected = admin.execute(f"""
+                SELECT date_trunc('{unit}', start_time), service_name, coalesce(llm_request_model, llm_response_model),
+                       llm_provider, count(*), count(*) FILTER (WHERE status_code = 2), coalesce(sum(input_tokens), 0)::bigint,
+                       coalesce(sum(output_tokens), 0)::bigint, sum(duration_ns)::bigint, max(duration_ns)
+                FROM spans GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""").fetchall()
+            stored = admin.execute(f"""SELECT bucket, service_name, model, provider, span_count, error_count, input_tokens,
+                                              output_tokens, duration_sum_ns, duration_max_ns FROM {tier} ORDER BY 1, 2, 3, 4""").fetchall()
+            assert stored == expected and sum(row[4] for row in stored) == 6 * 12
 
 
 async def test_redelivery_into_a_compressed_chunk_adds_nothing(tsdb: Database, writer: SpanWriter) -> None:
@@ -94,19 +134,24 @@ async def test_redelivery_into_a_compressed_chunk_adds_nothing(tsdb: Database, w
 
 def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
     def policies(conn: psycopg.Connection) -> dict[tuple[str, str], str]:
-        rows = conn.execute("""SELECT hypertable_name, proc_name, coalesce(config->>'drop_after', config->>'compress_after')
-                               FROM timescaledb_information.jobs WHERE proc_name IN ('policy_retention', 'policy_compression')""")
-        return {(h if not h.startswith("_") else "rollups", p): v for h, p, v in rows.fetchall()}
+        rows = conn.execute("""SELECT coalesce(c.view_name, j.hypertable_name), proc_name,
+                                      coalesce(config->>'drop_after', config->>'compress_after')
+                               FROM timescaledb_information.jobs j
+                               LEFT JOIN timescaledb_information.continuous_aggregates c
+                                      ON c.materialization_hypertable_name = j.hypertable_name
+                               WHERE proc_name IN ('policy_retention', 'policy_compression')""")
+        return {(h, p): v for h, p, v in rows.fetchall()}
 
     with psycopg.connect(tsdb.app_dsn, autocommit=True) as app:
         maintain(app, RetentionSettings(retention_days=30, compress_after_days=2))
         first = policies(app)
         assert first[("spans", "policy_retention")] == "30 days"
         assert first[("spans", "policy_compression")] == "2 days"
+        assert first[("span_rollups_1m", "policy_retention")] == first[("span_rollups_1h", "policy_retention")] == "30 days"
         assert "0 policies changed" in maintain(app, RetentionSettings(retention_days=30, compress_after_days=2))
         maintain(app, RetentionSettings(retention_days=7, compress_after_days=0, chunk_interval_hours=6))
         second = policies(app)
-        assert second[("span_links", "policy_retention")] == "7 days"
+        assert second[("span_links", "policy_retention")] == second[("span_rollups_1h", "policy_retention")] == "7 days"
         assert not any(p == "policy_compression" for _, p in second)
         interval = app.execute("""SELECT time_interval FROM timescaledb_information.dimensions
                                   WHERE hypertable_name = 'spans'""").fetchone()
@@ -116,7 +161,9 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
 def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
     with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
         assert len(migrator.down()) == 1
-        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m')").fetchone() == (None, None)
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
+                            ).fetchone() == (None, None, None)
         assert len(migrator.up()) == 1
+        assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)

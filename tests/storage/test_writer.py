@@ -86,29 +86,49 @@ async def test_a_redelivered_batch_adds_no_rows_and_no_rollup_counts(writer: Spa
     assert await writer.write(rows) == 0
     counts = await fetch(writer.conn, """
         SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM span_events), (SELECT count(*) FROM span_links),
-               (SELECT sum(span_count) FROM span_rollups_1m)""")
-    assert counts == [(2, 2, 1, 2)]
+               (SELECT sum(span_count) FROM span_rollups_1m), (SELECT sum(span_count) FROM span_rollups_1h)""")
+    assert counts == [(2, 2, 1, 2, 2)]
 
 
-async def test_rollups_equal_an_aggregate_over_the_stored_spans(writer: SpanWriter) -> None:
+@pytest.mark.parametrize(("unit", "tier"), [("minute", "span_rollups_1m"), ("hour", "span_rollups_1h")])
+async def test_rollups_equal_an_aggregate_over_the_stored_spans(writer: SpanWriter, unit: str, tier: str) -> None:
     minute = 60_000_000_000
+    # Batches half a minute apart share minutes; those 50 minutes apart share hours but not
+    # minutes: each tier's upserts meet rows an earlier batch made.
     batches = [request(trace_ids(20), service=f"svc{salt % 2}", start_ns=NOW_NS - salt * minute // 2)
                for salt in range(6)]
+    batches += [request(trace_ids(10), start_ns=NOW_NS - salt * 50 * minute) for salt in range(1, 5)]
     batches.append(rich_request()[1])
-    for req in batches + batches[:3]:  # three redelivered
+    for req in batches + batches[:3] + batches[-2:]:  # five redelivered
         await writer.write(decode(req.SerializeToString()))
-    expected = await fetch(writer.conn, """
-        SELECT date_trunc('minute', start_time), service_name, coalesce(llm_request_model, llm_response_model),
+    expected = await fetch(writer.conn, f"""
+        SELECT date_trunc('{unit}', start_time), service_name, coalesce(llm_request_model, llm_response_model),
                llm_provider, count(*), count(*) FILTER (WHERE status_code = 2), coalesce(sum(input_tokens), 0)::bigint,
                coalesce(sum(output_tokens), 0)::bigint, coalesce(sum(cost_total_usd), 0), sum(duration_ns)::bigint,
                max(duration_ns)
         FROM spans GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""")
-    rollups = await fetch(writer.conn, """
+    rollups = await fetch(writer.conn, f"""
         SELECT bucket, service_name, model, provider, span_count, error_count, input_tokens, output_tokens,
-               cost_usd, duration_sum_ns, duration_max_ns FROM span_rollups_1m ORDER BY 1, 2, 3, 4""")
+               cost_usd, duration_sum_ns, duration_max_ns FROM {tier} ORDER BY 1, 2, 3, 4""")
     assert rollups == expected
-    assert sum(r[4] for r in rollups) == 6 * 60 + 2
+    assert sum(r[4] for r in rollups) == 6 * 60 + 4 * 30 + 2
     assert {r[2] for r in rollups} == {None, "gpt-4o-mini"}
+
+
+async def test_the_hourly_tier_is_the_per_minute_tier_summed_by_hour(writer: SpanWriter) -> None:
+    hour = 3_600_000_000_000
+    for n in range(8):  # 90 minutes apart: hours holding one, two or no batches
+        await writer.write(decode(request(trace_ids(5), start_ns=NOW_NS - n * hour * 3 // 2).SerializeToString()))
+    columns = "span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns"
+    from_minutes = await fetch(writer.conn, """
+        SELECT date_trunc('hour', bucket), service_name, model, provider, sum(span_count)::bigint,
+               sum(error_count)::bigint, sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost_usd),
+               sum(duration_sum_ns)::bigint, max(duration_max_ns)
+        FROM span_rollups_1m GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4""")
+    hourly = await fetch(writer.conn, f"SELECT bucket, service_name, model, provider, {columns} FROM span_rollups_1h ORDER BY 1, 2, 3, 4")
+    assert hourly == from_minutes
+    assert all(row[0].minute == 0 and row[0].second == 0 for row in hourly)
+    assert sum(row[4] for row in hourly) == 8 * 15
 
 
 async def test_spans_outside_any_partition_land_in_the_default_partition(writer: SpanWriter) -> None:
@@ -121,9 +141,10 @@ async def test_spans_outside_any_partition_land_in_the_default_partition(writer:
 async def test_the_readonly_role_reads_rollups_and_cannot_write_them(fresh_database: Database, writer: SpanWriter) -> None:
     await writer.write(decode(rich_request()[1].SerializeToString()))
     async with await psycopg.AsyncConnection.connect(fresh_database.readonly_dsn, autocommit=True) as conn:
-        assert (await fetch(conn, "SELECT sum(span_count) FROM span_rollups_1m")) == [(2,)]
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            await conn.execute("DELETE FROM span_rollups_1m")
+        for tier in ("span_rollups_1m", "span_rollups_1h"):
+            assert (await fetch(conn, f"SELECT sum(span_count) FROM {tier}")) == [(2,)]
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                await conn.execute(f"DELETE FROM {tier}")
 
 
 async def test_a_batch_mixing_stored_and_new_spans_inserts_only_the_new(writer: SpanWriter) -> None:
@@ -132,8 +153,9 @@ async def test_a_batch_mixing_stored_and_new_spans_inserts_only_the_new(writer: 
     mixed = request(trace_ids(3))
     mixed.resource_spans.extend(stored.resource_spans)  # the fast COPY hits a unique violation
     assert await writer.write(decode(mixed.SerializeToString())) == 9
-    counts = await fetch(writer.conn, "SELECT (SELECT count(*) FROM spans), (SELECT sum(span_count) FROM span_rollups_1m)")
-    assert counts == [(21, 21)]
+    counts = await fetch(writer.conn, """SELECT (SELECT count(*) FROM spans), (SELECT sum(span_count) FROM span_rollups_1m),
+                                                (SELECT sum(span_count) FROM span_rollups_1h)""")
+    assert counts == [(21, 21, 21)]
 
 
 async def test_the_widest_values_otlp_carries_are_stored_unchanged(writer: SpanWriter) -> None:
