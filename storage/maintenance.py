@@ -44,7 +44,7 @@ SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relati
 FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.continuous_aggregates c ON c.materialization_hypertable_name = j.hypertable_name
 WHERE j.proc_name IN ('policy_retention', 'policy_compression')
-  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m')
+  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h')
 ORDER BY j.proc_name DESC, relation
 """
 

@@ -87,6 +87,8 @@ def test_timescaledb_drops_and_compresses_now(cli: Cli, tsdb: Database) -> None:
     outcome = cli("maintain", **cli_env(tsdb.admin_dsn, "unused:", RETENTION_DAYS="30", COMPRESS_AFTER_DAYS="2"))
     assert outcome.code == 0, outcome.err
     assert "dropping chunks past retention of spans" in outcome.out and "compressing chunks of spans" in outcome.out
+    for rollup in ("span_rollups_1m", "span_rollups_1h"):  # retention reaches the rollups too
+        assert f"dropping chunks past retention of {rollup}" in outcome.out
     assert chunks(tsdb.admin_dsn) == [(False, True), (False, False)]  # the old one gone, the 5-day one compressed
     assert query(tsdb.admin_dsn, "SELECT count(*) FROM spans") == [(2,)]
 
