@@ -18,7 +18,7 @@ class ApiSettings(LogSettings, RedisSettings, ServiceSettings, ReadonlyDatabaseS
     query_timeout: float = env("QUERY_TIMEOUT", 10.0, "Seconds a query may run before it is cancelled (statement_timeout)", minimum=0.1)
     api_keys: tuple[str, ...] = env(
         "API_KEYS", (),
-        "API keys, comma-separated NAME:SCOPES:SHA256 entries (SCOPES: traces, usage or * joined by +; SHA256: hex "
+        "API keys: NAME:SCOPES:SHA256 entries, separated by commas (or newlines in API_KEYS_FILE) (SCOPES: traces, usage or * joined by +; SHA256: hex "
         "digest of the key). Make one with `python -m api.keys new NAME SCOPES`",
         secret=True,
     )

@@ -27,7 +27,7 @@ from cli.errors import Failure, UsageError
 from cli.migrate import migrator
 from cli.reset import clear, describe_contents
 from cli.settings import CliSettings
-from storage.migrations import set_role_passwords
+from storage.migrations import ensure_database, role_dsns, set_role_passwords
 
 ROLES = """
 DO $$
@@ -127,7 +127,7 @@ def _restore(args: argparse.Namespace, settings: CliSettings) -> int:
     except Failure as exc:
         raise Failure(f"{file} is not a pg_dump custom-format archive ({exc})") from None
     where = db.describe(settings.database_url)
-    if db.ensure_database(settings.database_url):
+    if ensure_database(settings.database_url, db.connect):
         print(f"created database {db.database_name(settings.database_url)}")
     with db.connect(settings.database_url) as conn:
         _refuse_unless_empty(conn, where, args.force)
@@ -146,8 +146,7 @@ def _restore(args: argparse.Namespace, settings: CliSettings) -> int:
                 conn.execute("SELECT timescaledb_post_restore()")
     with db.connect(settings.database_url) as conn:
         contents = describe_contents(conn)
-        set_role_passwords(conn, {"observatory_app": settings.database_app_url,
-                                  "observatory_readonly": settings.database_readonly_url})
+        set_role_passwords(conn, role_dsns(settings))
         with migrator(conn, settings) as m:
             pending = m.pending()
     print(f"restored {file} into {where}: {contents}")

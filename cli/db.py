@@ -42,29 +42,6 @@ def connect(dsn: str, autocommit: bool = True) -> psycopg.Connection:
         raise Failure(f"DATABASE_URL is not a valid PostgreSQL DSN: {reason(exc)}") from None
 
 
-def ensure_database(dsn: str) -> bool:
-    """Create the DSN's database when it does not exist yet; True when it was created."""
-    name = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "")
-    if not name:
-        return False
-    maintenance = psycopg.conninfo.make_conninfo(dsn, dbname="postgres")
-    with connect(maintenance) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            return False
-        try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            # Another migrator created it a moment ago; two racing CREATE DATABASE can also
-            # collide on the catalog's unique index instead of the friendlier error.
-            return False
-        except psycopg.errors.InsufficientPrivilege:
-            raise Failure(
-                f"database {name} does not exist and {describe(dsn)} may not create it; "
-                "create it as a superuser (CREATE DATABASE) or use a role with CREATEDB"
-            ) from None
-        return True
-
-
 def user_tables(conn: psycopg.Connection) -> list[str]:
     """Top-level tables of user schemas (partitions and extension-owned tables left out)."""
     rows = conn.execute(

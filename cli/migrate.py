@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from cli import db
 from cli.args import non_negative_int, positive_int
 from cli.errors import Failure, UsageError
 from cli.settings import CliSettings
-from storage.migrations import DEFAULT_DIR, Migration, MigrationError, Migrator, create, set_role_passwords
+from storage import migrations
+from storage.migrations import Migration, MigrationError, Migrator, create, directory
 
 
-def directory(settings: CliSettings) -> Path:
-    return Path(settings.migrations_dir) if settings.migrations_dir else DEFAULT_DIR
+def _waiting(holder: str) -> None:
+    print(f"waiting for the migration lock, held by {holder} ...", file=sys.stderr)
 
 
 def migrator(conn: object, settings: CliSettings) -> Migrator:
-    def waiting(holder: str) -> None:
-        print(f"waiting for the migration lock, held by {holder} ...", file=sys.stderr)
-
     try:
-        return Migrator(conn, directory(settings), settings.migration_lock_timeout, waiting)  # type: ignore[arg-type]
+        return Migrator(conn, directory(settings), settings.migration_lock_timeout, _waiting)  # type: ignore[arg-type]
     except MigrationError as exc:
         raise Failure(str(exc)) from None
 
@@ -35,20 +32,17 @@ def _announce(verb: str, quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def migrate_up(settings: CliSettings, to: int | None = None, quiet: bool = False) -> int:
-    if db.ensure_database(settings.database_url) and not quiet:
-        print(f"created database {db.database_name(settings.database_url)}")
-    with db.connect(settings.database_url) as conn:
-        try:
-            with migrator(conn, settings) as m:
-                applied = m.up(to, on_start=_announce("applying", quiet))
-        except MigrationError as exc:
-            raise Failure(str(exc)) from None
-        roles = set_role_passwords(
-            conn, {"observatory_app": settings.database_app_url, "observatory_readonly": settings.database_readonly_url}
+    try:
+        outcome = migrations.migrate_up(
+            settings, to, on_start=_announce("applying", quiet), on_wait=_waiting, open_connection=db.connect,
         )
+    except MigrationError as exc:
+        raise Failure(str(exc)) from None
     if not quiet:
-        print(f"applied {len(applied)} migration(s)" if applied else "database is up to date")
-        for role in roles:
+        if outcome.created_database:
+            print(f"created database {db.database_name(settings.database_url)}")
+        print(f"applied {len(outcome.applied)} migration(s)" if outcome.applied else "database is up to date")
+        for role in outcome.roles:
             print(f"set the password of role {role} from its DSN")
     return 0
 

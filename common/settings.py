@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -84,7 +85,8 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
     if kind is str:
         return raw
     if origin is tuple:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
+        # Newlines too: a list kept in a secret file (API_KEYS_FILE) reads best one a line.
+        return tuple(part.strip() for part in re.split(r"[,\n]", raw) if part.strip())
     raise TypeError(f"unsupported settings type {kind!r} for {name}")
 
 
@@ -96,16 +98,35 @@ def _check(name: str, value: Any, var: Var) -> None:
         raise SettingsError(f"{name} must be {qualifier} number, got {value!r}")
 
 
-def read_environment(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> dict[str, str]:
-    """The process environment over the `.env` file (the environment wins)."""
-    values: dict[str, str] = {}
+def read_sources(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> list[Mapping[str, str]]:
+    """Where values come from, strongest first: the process environment, then the `.env` file.
+
+    With `environ` given (tests, explicit callers) it is the only source.
+    """
+    if environ is not None:
+        return [environ]
     dotenv = dotenv if dotenv is not None else Path(os.environ.get("OBSERVATORY_ENV_FILE", ".env"))
-    if environ is None:
-        if dotenv.is_file():
-            values.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
-        environ = os.environ
-    values.update(environ)
-    return values
+    file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
+    return [os.environ, file_values]
+
+
+def _raw_value(name: str, sources: list[Mapping[str, str]]) -> str | None:
+    """`name` or `name_FILE` from the strongest source that has either.
+
+    Sources are kept apart rather than merged so that the environment wins whatever the
+    form: a Docker secret given as X_FILE must beat an X a developer left in `.env`.
+    Within one source X beats X_FILE.
+    """
+    for source in sources:
+        if name in source:
+            return source[name]
+        file_path = source.get(f"{name}_FILE")
+        if file_path:
+            try:
+                return Path(file_path).read_text().strip()
+            except OSError as exc:
+                raise SettingsError(f"{name}_FILE={file_path!r} cannot be read: {exc.strerror}") from None
+    return None
 
 
 SettingsT = TypeVar("SettingsT")
@@ -113,20 +134,14 @@ SettingsT = TypeVar("SettingsT")
 
 def load(cls: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
     """Build `cls` from the environment; raise SettingsError naming the first bad variable."""
-    values = read_environment(environ)
+    sources = read_sources(environ)
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         var: Var | None = f.metadata.get("env")
         if var is None:
             continue
-        raw = values.get(var.name)
-        file_path = values.get(f"{var.name}_FILE")
-        if raw is None and file_path:
-            try:
-                raw = Path(file_path).read_text().strip()
-            except OSError as exc:
-                raise SettingsError(f"{var.name}_FILE={file_path!r} cannot be read: {exc.strerror}") from None
+        raw = _raw_value(var.name, sources)
         if raw is None:
             continue
         value = _parse(var.name, raw, hints[f.name])
@@ -196,3 +211,11 @@ class AppDatabaseSettings:
 @dataclass(frozen=True)
 class ReadonlyDatabaseSettings:
     database_readonly_url: str = env("DATABASE_READONLY_URL", DEFAULT_READONLY_DSN, "DSN the API uses (the read-only role); a password here is set on the role by `observatory migrate`", secret=True)
+
+
+@dataclass(frozen=True)
+class MigrationSettings(AdminDatabaseSettings, AppDatabaseSettings, ReadonlyDatabaseSettings):
+    """What applying migrations needs: `observatory migrate up` and a writer with RUN_MIGRATIONS."""
+
+    migrations_dir: str = env("MIGRATIONS_DIR", "", "Folder of the SQL migrations (default: migrations/ of this installation)")
+    migration_lock_timeout: float = env("MIGRATION_LOCK_TIMEOUT", 600.0, "Seconds a migrator waits for another one to finish before giving up", minimum=0)

@@ -28,6 +28,12 @@ write() {
     echo "created $dir/$1"
 }
 
+# sha256 TEXT: its hex SHA-256 (coreutils on Linux, shasum on macOS).
+sha256() {
+    if command -v sha256sum >/dev/null 2>&1; then printf '%s' "$1" | sha256sum | cut -d' ' -f1
+    else printf '%s' "$1" | shasum -a 256 | cut -d' ' -f1; fi
+}
+
 # existing NAME: the password already in $dir/NAME, or a new one.
 existing() { if [ -e "$dir/$1" ]; then cat "$dir/$1"; else password; fi; }
 
@@ -45,3 +51,14 @@ write database_readonly_url "postgresql://observatory_readonly:${readonly_pw}@ti
 write redis_url "redis://:${redis}@redis:6379/0"
 write grafana_admin_password "$(password)"
 write pgadmin_password "$(password)"
+
+# The API's first key, for the operator: only its digest is stored (api/keys.py), so the key
+# itself is printed this once. More keys: `python -m api.keys new NAME SCOPES`, one entry a
+# line in $dir/api_keys, then `docker compose ... up -d api`.
+if [ ! -e "$dir/api_keys" ]; then
+    key="obs_$(password)"
+    write api_keys "operator:*:$(sha256 "$key")"
+    echo "API key of entry 'operator' (all scopes; shown once, not stored; send it as X-API-Key): $key"
+else
+    echo "kept    $dir/api_keys"
+fi

@@ -27,6 +27,7 @@ from storage import metrics
 from storage.consumer import Delivery, StreamConsumer, parse
 from storage.decode import Rows, UndecodableEntry, decode
 from storage.maintenance import maintain_async
+from storage.migrations import MigrationError, migrate_up
 from storage.settings import StorageSettings
 from storage.writer import SpanWriter
 
@@ -356,11 +357,20 @@ async def serve(settings: StorageSettings) -> None:
 
 
 def _migrate(settings: StorageSettings) -> None:
-    from storage.migrations import Migrator
+    """The same `migrate up` as the CLI's: database, migrations, role passwords.
 
-    with psycopg.connect(settings.database_url, connect_timeout=10) as conn, Migrator(conn) as migrator:
-        applied = migrator.up()
-        log.info("migrations applied", count=len(applied), versions=[m.version for m in applied])
+    A failure ends the process with the reason in one log line (exit 1): starting to write
+    into a schema the migrations could not bring up to date would only fail later.
+    """
+    try:
+        outcome = migrate_up(settings, on_wait=lambda holder: log.info("waiting for the migration lock", holder=holder))
+    except (MigrationError, psycopg.Error) as exc:
+        log.error("migrations failed; not starting (RUN_MIGRATIONS=true)", error=str(exc).strip())
+        raise SystemExit(1) from None
+    log.info(
+        "migrations applied", created_database=outcome.created_database, count=len(outcome.applied),
+        versions=[m.version for m in outcome.applied], passwords_set_for=outcome.roles,
+    )
 
 
 def main() -> None:

@@ -2,9 +2,14 @@
 
 The SQL function does the work (migrations/0001_initial.up.sql) so that the writer's role
 needs no DDL rights and the CLI can run the same maintenance: `maintain(conn, settings)`.
+On TimescaleDB that call only sets the retention and compression policies, whose jobs
+TimescaleDB runs on its own schedule; `run_policies_now` runs them at once (as the owner).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 
@@ -31,3 +36,40 @@ async def maintain_async(conn: psycopg.AsyncConnection, policy: RetentionSetting
     if not conn.autocommit:
         await conn.commit()
     return str(row[0]) if row else ""
+
+
+# Retention first: compressing chunks that are about to be dropped is wasted work.
+_POLICY_JOBS = """
+SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relation
+FROM timescaledb_information.jobs j
+LEFT JOIN timescaledb_information.continuous_aggregates c ON c.materialization_hypertable_name = j.hypertable_name
+WHERE j.proc_name IN ('policy_retention', 'policy_compression')
+  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h')
+ORDER BY j.proc_name DESC, relation
+"""
+
+
+@dataclass(frozen=True)
+class PolicyJob:
+    job_id: int
+    policy: str  # policy_retention or policy_compression
+    relation: str  # the table, or the continuous aggregate the job's hypertable materialises
+
+
+def uses_timescaledb(conn: psycopg.Connection) -> bool:
+    row = conn.execute("SELECT observatory_uses_timescaledb()").fetchone()
+    return bool(row and row[0])
+
+
+def policy_jobs(conn: psycopg.Connection) -> list[PolicyJob]:
+    return [PolicyJob(*row) for row in conn.execute(_POLICY_JOBS).fetchall()]
+
+
+def run_policies_now(conn: psycopg.Connection, on_start: Callable[[PolicyJob], None] | None = None) -> list[PolicyJob]:
+    """Run the TimescaleDB retention and compression jobs now; needs autocommit (run_job is a procedure)."""
+    jobs = policy_jobs(conn)
+    for job in jobs:
+        if on_start is not None:
+            on_start(job)
+        conn.execute("CALL run_job(%s)", (job.job_id,))
+    return jobs

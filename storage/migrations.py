@@ -27,6 +27,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from common.settings import MigrationSettings
+
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "migrations"
 LOCK_KEY = 7_244_105_018_264_113  # any constant; names the migration lock in pg_locks
 LOCK_POLL = 0.25
@@ -349,3 +351,68 @@ def set_role_passwords(conn: psycopg.Connection, dsns: dict[str, str]) -> list[s
             conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
             updated.append(role)
     return updated
+
+
+Connect = Callable[[str], psycopg.Connection]
+
+
+def connect(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=10, application_name="observatory-migrate")
+
+
+def directory(settings: MigrationSettings) -> Path:
+    return Path(settings.migrations_dir) if settings.migrations_dir else DEFAULT_DIR
+
+
+def role_dsns(settings: MigrationSettings) -> dict[str, str]:
+    """The roles the migrations create, each with the DSN its service logs in with."""
+    return {"observatory_app": settings.database_app_url, "observatory_readonly": settings.database_readonly_url}
+
+
+def ensure_database(dsn: str, open_connection: Connect = connect) -> bool:
+    """Create the DSN's database when it does not exist yet; True when it was created."""
+    name = str(psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "")
+    if not name:
+        return False
+    with open_connection(psycopg.conninfo.make_conninfo(dsn, dbname="postgres")) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            # Another migrator created it a moment ago; two racing CREATE DATABASE can also
+            # collide on the catalog's unique index instead of the friendlier error.
+            return False
+        except psycopg.errors.InsufficientPrivilege:
+            raise MigrationError(
+                f"database {name} does not exist and the role of DATABASE_URL may not create it; "
+                "create it as a superuser (CREATE DATABASE) or use a role with CREATEDB"
+            ) from None
+        return True
+
+
+@dataclass(frozen=True)
+class UpOutcome:
+    created_database: bool
+    applied: list[Migration]
+    roles: list[str]  # roles whose password was set from their DSN
+
+
+def migrate_up(
+    settings: MigrationSettings,
+    to: int | None = None,
+    *,
+    on_start: Callable[[Migration], None] | None = None,
+    on_wait: Callable[[str], None] | None = None,
+    open_connection: Connect = connect,
+) -> UpOutcome:
+    """Everything `migrate up` means, for the CLI and a writer with RUN_MIGRATIONS alike:
+    create the database if missing, apply pending migrations under the lock, then set the
+    app and read-only roles' passwords from their DSNs (so rotating a DSN secret and
+    restarting is enough to rotate the password)."""
+    created = ensure_database(settings.database_url, open_connection)
+    with open_connection(settings.database_url) as conn:
+        with Migrator(conn, directory(settings), settings.migration_lock_timeout, on_wait) as migrator:
+            applied = migrator.up(to, on_start=on_start)
+        roles = set_role_passwords(conn, role_dsns(settings))
+    return UpOutcome(created, applied, roles)

@@ -6,9 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from common.settings import (
-    AdminDatabaseSettings, AppDatabaseSettings, LogSettings, RedisSettings, ServiceSettings, SettingsError, env,
-)
+from common.settings import LogSettings, MigrationSettings, RedisSettings, ServiceSettings, SettingsError, env
 
 
 @dataclass(frozen=True)
@@ -23,8 +21,8 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
-class StorageSettings(LogSettings, RedisSettings, ServiceSettings, AdminDatabaseSettings, AppDatabaseSettings, RetentionSettings):
-    run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts")
+class StorageSettings(LogSettings, RedisSettings, ServiceSettings, MigrationSettings, RetentionSettings):
+    run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts, as `observatory migrate up` does (creates the database, sets the roles' passwords from their DSNs)")
     batch_size: int = env("BATCH_SIZE", 1000, "Spans per database write: a batch is written when it reaches this size", minimum=1)
     flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Seconds a partial batch waits before it is written", minimum=0.01)
     consumer_name: str = env("CONSUMER_NAME", "", "This writer's name in the consumer group (default: hostname-pid)")

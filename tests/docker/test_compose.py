@@ -20,7 +20,7 @@ from jsonschema import Draft202012Validator
 from api.settings import ApiSettings
 from cli.settings import CliSettings
 from collector.settings import CollectorSettings
-from common.settings import variables
+from common.settings import format_default, variables
 from storage.settings import StorageSettings
 from tests.docker.compose import COMPOSE_FILES, ROOT, STACKS, load_file, published_ports, stack
 
@@ -34,7 +34,9 @@ SERVICE_SETTINGS: dict[str, type] = {
 }
 # Variables a service's settings class reads but its command never uses there.
 UNUSED_BY = {
-    "storage": {"DATABASE_URL"},  # admin DSN: only for RUN_MIGRATIONS, off here (migrate runs them)
+    # admin DSN and the read-only DSN (whose password it would set): only for RUN_MIGRATIONS,
+    # off here (the `migrate` service runs them)
+    "storage": {"DATABASE_URL", "DATABASE_READONLY_URL"},
     # `observatory migrate up` never touches Redis nor the services
     "migrate": {"REDIS_URL", "COLLECTOR_READY_URL", "STORAGE_READY_URL", "API_READY_URL"},
 }
@@ -151,6 +153,31 @@ def test_long_running_services_hold_no_admin_credentials() -> None:
             env = stack(stack_name)["services"][name]["environment"]
             assert not {"DATABASE_URL", "DATABASE_URL_FILE"} & set(env), f"{stack_name}/{name} gets the admin DSN"
             assert env.get("RUN_MIGRATIONS", "false") == "false"
+
+
+@pytest.mark.parametrize("stack_name", ["base", "dev", "prod"])
+def test_the_api_has_a_credential_to_accept(stack_name: str) -> None:
+    # Without API_KEYS or JWT_SECRET the API answers 401 to everything but health.
+    env = stack(stack_name)["services"]["api"]["environment"]
+    given = {name for name in ("API_KEYS", "JWT_SECRET") if env.get(name) or env.get(f"{name}_FILE")}
+    assert given, f"{stack_name}/api gets neither API_KEYS(_FILE) nor JWT_SECRET(_FILE)"
+    assert env.get("API_AUTH_DISABLED", "false") == "false"
+
+
+RETENTION = ("RETENTION_DAYS", "COMPRESS_AFTER_DAYS", "CHUNK_INTERVAL_HOURS")
+
+
+@pytest.mark.parametrize("stack_name", ["base", "dev", "prod"])
+def test_retention_is_one_setting_for_writers_and_cli(stack_name: str) -> None:
+    # Writers that disagree keep resetting each other's TimescaleDB policies; `cli maintain`
+    # must apply what the writers do. The defaults are the settings' own.
+    services = stack(stack_name)["services"]
+    wanted = {name: format_default(defaults(StorageSettings)[name]) for name in RETENTION}
+    for name in ("storage", "cli"):
+        assert {var: services[name]["environment"].get(var) for var in RETENTION} == wanted, name
+    assert services["storage"]["environment"]["MAINTENANCE_INTERVAL"] == format_default(defaults(StorageSettings)["MAINTENANCE_INTERVAL"])
+    tuned = stack(stack_name, (("RETENTION_DAYS", "90"),))["services"]
+    assert tuned["storage"]["environment"]["RETENTION_DAYS"] == tuned["cli"]["environment"]["RETENTION_DAYS"] == "90"
 
 
 @pytest.mark.parametrize("stack_name", ["base", "dev", "prod"])

@@ -4,13 +4,15 @@ No Docker engine here, so the containers' view is rebuilt: the stack's `environm
 migrate, collector, storage and api, with each `/run/secrets/NAME` replaced by a file
 holding this test's DSNs (the test database and Redis), and free ports. The processes must
 start from nothing but that (no .env), `migrate` must succeed, the three services must
-become ready, docker/healthcheck.py (the images' HEALTHCHECK) must agree, and a span
-exported to the collector must land in this test's database (so the writer used the DSN
-from its secret, not a default that happens to work on this machine).
+become ready, docker/healthcheck.py (the images' HEALTHCHECK) must agree, a span exported
+to the collector must land in this test's database (so the writer used the DSN from its
+secret, not a default that happens to work on this machine), and the API must serve it to
+the development key of docker/secrets.dev/api_keys, and to no one without a key.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import urllib.request
@@ -21,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from tests.conftest import REDIS_URL, Database
 from tests.docker.compose import ROOT, stack
-from tests.support import ServiceProcess, free_port, service_env, wait_for
+from tests.support import ServiceProcess, free_port, http_get, service_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +41,8 @@ def secret_files(database: Database, tmp_path: Path) -> dict[str, Path]:
         "database_readonly_url": database.readonly_dsn,
         "redis_url": REDIS_URL,
     }
+    # The API's credential is the real development secret: the test proves it works.
+    values["api_keys"] = (ROOT / "docker/secrets.dev/api_keys").read_text()
     files = {}
     for name, value in values.items():
         files[name] = tmp_path / name
@@ -87,15 +91,28 @@ def test_services_start_and_turn_healthy_from_the_compose_environment(
         with fresh_database.connect() as conn:
             wait_for(lambda: conn.execute("SELECT count(*) FROM spans WHERE name = 'compose-env'").fetchone()[0] == 1,
                      30, 0.1, "the span in the test database")
+        assert_api_serves_it_to_the_dev_key(int(services[2].env["API_PORT"]))
     finally:
         for service in services:
             assert service.stop() == 0, f"{service.name} did not stop cleanly:\n{service.log()}"
 
 
+DEV_KEY = "obs_dev_key_not_secret"  # docker/secrets.dev/README.md
+TRACE_ID = bytes(range(1, 17))
+
+
+def assert_api_serves_it_to_the_dev_key(port: int) -> None:
+    url = f"http://127.0.0.1:{port}/api/v1/traces/{TRACE_ID.hex()}"
+    assert http_get(url)[0] == 401
+    status, body = http_get(url, {"X-API-Key": DEV_KEY})
+    assert status == 200, body
+    assert "compose-env" in json.dumps(json.loads(body))
+
+
 def export_one_span(port: int) -> None:
     request = ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name = bytes(range(1, 17)), bytes(range(1, 9)), "compose-env"
+    span.trace_id, span.span_id, span.name = TRACE_ID, bytes(range(1, 9)), "compose-env"
     span.start_time_unix_nano = span.end_time_unix_nano = 1_700_000_000_000_000_000
     post = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/traces", data=request.SerializeToString(),

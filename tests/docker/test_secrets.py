@@ -6,6 +6,7 @@ reads); a mismatch would surface only as an authentication failure inside a cont
 
 from __future__ import annotations
 
+import re
 import shutil
 import stat
 import subprocess
@@ -15,9 +16,11 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from api.keys import digest, parse_key_entries
 from tests.docker.compose import ROOT, stack
 
 DEV_SECRETS = ROOT / "docker" / "secrets.dev"
+DEV_API_KEY = "obs_dev_key_not_secret"  # public, in docker/secrets.dev/README.md and the docs' curl lines
 
 
 def dsn(path: Path) -> dict[str, str]:
@@ -37,6 +40,15 @@ def assert_consistent(folder: Path) -> None:
     assert redis.password == (folder / "redis_password").read_text()
     for path in folder.iterdir():
         assert not path.read_text().endswith("\n") or path.suffix == ".md", f"{path.name} ends with a newline"
+    entries = parse_key_entries(tuple((folder / "api_keys").read_text().splitlines()))
+    assert entries and all(entry.scopes == {"traces", "usage"} for entry in entries), "the first key may read everything"
+
+
+def test_the_development_key_is_the_one_the_docs_send() -> None:
+    (entry,) = parse_key_entries(((DEV_SECRETS / "api_keys").read_text(),))
+    assert entry.digest == digest(DEV_API_KEY)
+    for doc in ("docs/QUICK_START.md", "docs/DOCKER_WORKFLOWS.md", "docker/secrets.dev/README.md"):
+        assert f"X-API-Key: {DEV_API_KEY}" in (ROOT / doc).read_text(), f"{doc} does not show the development key"
 
 
 def test_development_secrets_agree_with_each_other() -> None:
@@ -58,8 +70,13 @@ def make_secrets() -> str:
 
 def test_make_secrets_writes_a_consistent_private_set(make_secrets: str, tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    subprocess.run([make_secrets, str(ROOT / "docker/make-secrets.sh"), str(folder)], check=True, capture_output=True)
+    result = subprocess.run([make_secrets, str(ROOT / "docker/make-secrets.sh"), str(folder)],
+                            check=True, capture_output=True, text=True)
     assert_consistent(folder)
+    # The operator's key is printed once and only its digest is stored.
+    (key,) = re.findall(r"\bobs_[0-9a-f]{48}\b", result.stdout)
+    assert key not in "".join(p.read_text() for p in folder.iterdir())
+    assert parse_key_entries(((folder / "api_keys").read_text(),))[0].digest == digest(key)
     assert set(p.name for p in folder.iterdir()) == set(stack("prod")["secrets"])
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     # Readable inside containers that run as another user (Compose cannot chown outside Swarm).
@@ -77,3 +94,4 @@ def test_make_secrets_keeps_what_exists(make_secrets: str, tmp_path: Path) -> No
     after = {p.name: p.read_text() for p in folder.iterdir()}
     assert after == before, "a rerun must not change existing passwords; a deleted URL is rebuilt from them"
     assert "created" in result.stdout and "kept" in result.stdout
+    assert "API key" not in result.stdout, "a rerun keeps api_keys, so it has no new key to show"
