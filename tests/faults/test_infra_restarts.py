@@ -44,7 +44,7 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, redis_pref
 def _redis_crash(tmp_path: Path, fresh_database: Database, redis_prefix: str, appendfsync: str) -> tuple[int, int, float]:
     """(acknowledged, lost, acknowledged spans per second) for a kill -9 of Redis mid-load."""
     server = PrivateRedis(tmp_path / "redis", appendfsync=appendfsync).start()
-    stack = start_stack(fresh_database, redis_prefix, tmp_path, REDIS_URL=server.url, RETRY_AFTER="1")
+    stack = start_stack(fresh_database, redis_prefix, tmp_path, REDIS_URL=server.url, RETRY_AFTER="1", CLAIM_IDLE="2")
     try:
         load = Load(make_spans(4000, f"redis-{appendfsync}"), "grpc", stack.grpc_endpoint, per_request=40,
                     senders=2, timeout=60).start()
@@ -55,7 +55,7 @@ def _redis_crash(tmp_path: Path, fresh_database: Database, redis_prefix: str, ap
         server.start()  # same port, same directory: the AOF is replayed
         result = load.join()
         stack.storage.wait_ready(60)
-        wait_for(Settled(fresh_database, len(result.acknowledged)), 60, 0.5, "the stored count to settle")
+        wait_for(Settled(fresh_database, len(result.acknowledged)), 90, 0.5, "the stored count to settle")
         counts = stored_counts(fresh_database.admin_dsn, result.acknowledged)
         assert all(n == 1 for n in counts.values()), "duplicates after a Redis crash"
         return len(result.acknowledged), len(result.acknowledged) - len(counts), rate
@@ -66,7 +66,8 @@ def _redis_crash(tmp_path: Path, fresh_database: Database, redis_prefix: str, ap
 
 class Settled:
     """True once every acknowledged span is stored, or the stored count stopped moving for
-    six polls in a row (what a crash lost will never arrive)."""
+    twenty polls (10 s, longer than a claim cycle: CLAIM_IDLE 2 s plus the writer's 5 s
+    claim interval) — what a crash lost will never arrive."""
 
     def __init__(self, database: Database, expected: int) -> None:
         self.database = database
@@ -77,7 +78,7 @@ class Settled:
         self.totals.append(total_spans(self.database.admin_dsn))
         if self.totals[-1] >= self.expected:
             return True
-        return len(self.totals) >= 6 and len(set(self.totals[-6:])) == 1
+        return len(self.totals) >= 20 and len(set(self.totals[-20:])) == 1
 
 
 def test_redis_crash_with_appendfsync_always_loses_nothing(fresh_database: Database, redis_prefix: str, tmp_path: Path) -> None:
