@@ -53,3 +53,28 @@ def parse_hex_id(text: str, length: int) -> bytes:
     if raw == bytes(length):
         raise ValueError("must not be all zeros")
     return raw
+
+
+def to_any_value(python: Any) -> AnyValue:
+    """A Python value as an AnyValue (the inverse of any_value): lists and tuples become
+    arrays, dicts key-value lists, bytes bytes; anything else not a scalar its str()."""
+    result = AnyValue()
+    if isinstance(python, bool):
+        result.bool_value = python
+    elif isinstance(python, int):
+        result.int_value = python
+    elif isinstance(python, float):
+        result.double_value = python
+    elif isinstance(python, bytes):
+        result.bytes_value = python
+    elif isinstance(python, (list, tuple)):
+        result.array_value.values.extend(to_any_value(v) for v in python)
+    elif isinstance(python, dict):
+        result.kvlist_value.values.extend(key_value(k, v) for k, v in python.items())
+    else:
+        result.string_value = str(python)
+    return result
+
+
+def key_value(key: str, python: Any) -> KeyValue:
+    return KeyValue(key=key, value=to_any_value(python))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from common.otlp import key_value as _kv
 
 PROMPTS = (
     "You are a support assistant for an online bookshop. Answer briefly and cite the order policy. "
@@ -31,21 +31,6 @@ COMPLETION = (
     "Express shipping is refunded automatically when delivery is late; you will see it within five days."
 )
 MODELS = (("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-sonnet-20241022"), ("google", "gemini-1.5-pro"))
-
-
-def _kv(key: str, value: str | int | float | bool | list[str]) -> KeyValue:
-    any_value = AnyValue()
-    if isinstance(value, bool):
-        any_value.bool_value = value
-    elif isinstance(value, int):
-        any_value.int_value = value
-    elif isinstance(value, float):
-        any_value.double_value = value
-    elif isinstance(value, list):
-        any_value.array_value.values.extend(AnyValue(string_value=v) for v in value)
-    else:
-        any_value.string_value = value
-    return KeyValue(key=key, value=any_value)
 
 
 def llm_span(rng: random.Random, trace_id: bytes, with_pii: bool) -> Span:

@@ -10,7 +10,7 @@ import json
 import random
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from common.otlp import key_value as _kv
 
 PII_SHARE = 0.1
 WORDS = (
@@ -28,19 +28,6 @@ MODELS = (("openai", "gpt-4o"), ("anthropic", "claude-sonnet-4-5"), ("gcp.gemini
 
 def _prose(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
-
-
-def _kv(key: str, value: object) -> KeyValue:
-    kv = KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    elif isinstance(value, float):
-        kv.value.double_value = value
-    else:
-        kv.value.string_value = str(value)
-    return kv
 
 
 def request(spans: int, seed: int = 1) -> ExportTraceServiceRequest:

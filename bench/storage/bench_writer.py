@@ -24,10 +24,10 @@ import uuid
 import psycopg
 import redis as redis_sync
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from psycopg import sql
 from redis.asyncio import Redis
 
+from common.otlp import key_value as _kv
 from common.settings import load
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.app import StorageWriter
@@ -37,12 +37,6 @@ from storage.settings import StorageSettings
 from storage.writer import register_copy_dumpers
 
 PROMPT = "You are a helpful assistant. " * 12  # ~350 bytes, like a redacted prompt attribute
-
-
-def _kv(key: str, value: str | int) -> KeyValue:
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
 def make_bodies(spans: int, per_entry: int, spread_s: float = 0.0) -> list[bytes]:

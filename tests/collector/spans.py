@@ -5,33 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from collector.pipeline import SpanBatch
-from common.otlp import attributes
+from common.otlp import attributes, key_value, to_any_value
 
-
-def value(python: Any) -> AnyValue:
-    result = AnyValue()
-    if isinstance(python, bool):
-        result.bool_value = python
-    elif isinstance(python, int):
-        result.int_value = python
-    elif isinstance(python, float):
-        result.double_value = python
-    elif isinstance(python, bytes):
-        result.bytes_value = python
-    elif isinstance(python, (list, tuple)):
-        result.array_value.values.extend(value(v) for v in python)
-    elif isinstance(python, dict):
-        result.kvlist_value.values.extend(KeyValue(key=k, value=value(v)) for k, v in python.items())
-    else:
-        result.string_value = str(python)
-    return result
+value = to_any_value  # the tests' short name
 
 
 def kvs(mapping: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=k, value=value(v)) for k, v in mapping.items()]
+    return [key_value(k, v) for k, v in mapping.items()]
 
 
 def request(*spans: dict[str, Any], service: str = "svc", resource: dict[str, Any] | None = None) -> ExportTraceServiceRequest:

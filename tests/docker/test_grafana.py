@@ -22,9 +22,9 @@ import psycopg
 import pytest
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from common.otlp import key_value as kv
 from storage.decode import request_rows
 from storage.writer import SpanWriter
 from tests.conftest import Database, create_database, drop_database
@@ -78,13 +78,6 @@ def test_database_datasource_logs_in_as_the_read_only_role() -> None:
 
 
 # --- seeded spans ---------------------------------------------------------------------------
-
-def kv(key: str, value: object) -> KeyValue:
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from common.otlp import key_value
 from tests.collector.ordinary_corpus import corpus
 
 ALNUM = string.ascii_letters + string.digits
@@ -79,14 +79,6 @@ POSITIONS = (
 )
 
 
-def _any(value: str | int) -> AnyValue:
-    return AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
-
-
-def _kv(key: str, value: AnyValue) -> KeyValue:
-    return KeyValue(key=key, value=value)
-
-
 @dataclass
 class Planted:
     needles: dict[str, set[str]] = field(default_factory=dict)  # kind → normalized planted values
@@ -108,7 +100,7 @@ def build(spans: int, per_request: int = 200, seed: int = 7) -> tuple[list[Expor
     while made < spans:
         req = ExportTraceServiceRequest()
         rs = req.resource_spans.add()
-        rs.resource.attributes.append(_kv("service.name", _any("pii-check")))
+        rs.resource.attributes.append(key_value("service.name", "pii-check"))
         ss = rs.scope_spans.add()
         ss.scope.name = "pii-check"
         for _ in range(min(per_request, spans - made)):
@@ -121,7 +113,7 @@ def build(spans: int, per_request: int = 200, seed: int = 7) -> tuple[list[Expor
                                 start_time_unix_nano=base_ns + made, end_time_unix_nano=base_ns + made + 1_000_000)
             clean = clean_values[made % len(clean_values)]
             planted.clean[span.span_id.hex()] = str(clean)
-            span.attributes.append(_kv("app.clean", _any(clean)))
+            span.attributes.append(key_value("app.clean", clean))
             _plant(rs, ss, span, position, value)
             made += 1
         requests.append(req)
@@ -131,37 +123,33 @@ def build(spans: int, per_request: int = 200, seed: int = 7) -> tuple[list[Expor
 def _plant(rs, ss, span, position: str, value: str | int) -> None:  # type: ignore[no-untyped-def]
     text = str(value)
     if position == "resource":
-        rs.resource.attributes.append(_kv("host.owner", _any(value)))
+        rs.resource.attributes.append(key_value("host.owner", value))
     elif position == "scope":
-        ss.scope.attributes.append(_kv("scope.note", _any(value)))
+        ss.scope.attributes.append(key_value("scope.note", value))
     elif position == "span":
-        span.attributes.append(_kv("user.note", _any(value)))
+        span.attributes.append(key_value("user.note", value))
     elif position == "span_array":
-        array = AnyValue()
-        array.array_value.values.extend([_any("first"), _any(value)])
-        span.attributes.append(_kv("app.list", array))
+        span.attributes.append(key_value("app.list", ["first", value]))
     elif position == "span_kvlist":
-        kvlist = AnyValue()
-        kvlist.kvlist_value.values.append(_kv("contact", _any(value)))
-        span.attributes.append(_kv("app.map", kvlist))
+        span.attributes.append(key_value("app.map", {"contact": value}))
     elif position == "event_message":
         span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano,
-                        attributes=[_kv("exception.message", _any(f"failed for {text}"))])
+                        attributes=[key_value("exception.message", f"failed for {text}")])
     elif position == "event_stacktrace":
         span.events.add(name="exception", time_unix_nano=span.start_time_unix_nano,
-                        attributes=[_kv("exception.stacktrace", _any(f"Traceback:\n  File x.py\nValueError: {text}"))])
+                        attributes=[key_value("exception.stacktrace", f"Traceback:\n  File x.py\nValueError: {text}")])
     elif position == "link":
-        span.links.add(trace_id=bytes(15) + b"\x01", span_id=bytes(7) + b"\x01", attributes=[_kv("link.note", _any(value))])
+        span.links.add(trace_id=bytes(15) + b"\x01", span_id=bytes(7) + b"\x01", attributes=[key_value("link.note", value)])
     elif position == "status_message":
         span.status.code = 2
         span.status.message = f"upstream rejected {text}"
     elif position == "llm_prompt":
-        span.attributes.append(_kv("gen_ai.prompt.0.content", _any(f"Hi, please help. {text} is mine.")))
+        span.attributes.append(key_value("gen_ai.prompt.0.content", f"Hi, please help. {text} is mine."))
     elif position == "llm_messages_json":
         messages = [{"role": "user", "parts": [{"type": "text", "content": f"my details: {text}"}]}]
-        span.attributes.append(_kv("gen_ai.input.messages", _any(orjson.dumps(messages).decode())))
+        span.attributes.append(key_value("gen_ai.input.messages", orjson.dumps(messages).decode()))
     else:
-        span.attributes.append(_kv("gen_ai.completion.0.content", _any(f"Noted: {text}.")))
+        span.attributes.append(key_value("gen_ai.completion.0.content", f"Noted: {text}."))
 
 
 def found(text: str, planted: Planted) -> dict[str, set[str]]:

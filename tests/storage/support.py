@@ -10,8 +10,8 @@ from pathlib import Path
 import psycopg
 import redis as redis_sync
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from common.otlp import key_value as kv
 from common.stream import StreamEntry, StreamKeys
 from tests.conftest import REDIS_URL, Database
 from tests.support import ServiceProcess, free_port, service_env
@@ -23,14 +23,6 @@ local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[2], 'span
 redis.call('INCRBY', KEYS[2], ARGV[3])
 return id
 """
-
-
-def kv(key: str, value: str | int | float) -> KeyValue:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return KeyValue(key=key, value=AnyValue(string_value=str(value)))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(double_value=value))
 
 
 def request(trace_ids: list[bytes], spans_per_trace: int = 3, service: str = "checkout",

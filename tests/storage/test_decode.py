@@ -7,38 +7,14 @@ from decimal import Decimal
 import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from common.otlp import key_value as kv
 from storage.decode import EVENT_COLUMNS, LINK_COLUMNS, SPAN_COLUMNS, UndecodableEntry, decode
 
 TRACE = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
 SPAN = bytes.fromhex("b7ad6b7169203331")
 PARENT = bytes.fromhex("00f067aa0ba902b7")
-
-
-def kv(key: str, value: object) -> KeyValue:
-    return KeyValue(key=key, value=_any(value))
-
-
-def _any(value: object) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, list):
-        out = AnyValue()
-        out.array_value.values.extend(_any(v) for v in value)
-        return out
-    if isinstance(value, dict):
-        out = AnyValue()
-        out.kvlist_value.values.extend(kv(k, v) for k, v in value.items())
-        return out
-    return AnyValue(string_value=str(value))
 
 
 def request(**span_fields: object) -> ExportTraceServiceRequest:
