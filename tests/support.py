@@ -53,6 +53,23 @@ async def async_wait_for(condition: Callable[[], Any], timeout: float = 20.0, in
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
 
 
+def _status_bytes(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    """The process's resident memory now."""
+    return _status_bytes(pid, "VmRSS")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The most resident memory the process has had (VmHWM)."""
+    return _status_bytes(pid, "VmHWM")
+
+
 def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     try:

@@ -43,17 +43,3 @@ def collector_process(prefix: str, tmp_path: Path, redis_url: str = REDIS_URL, *
     })
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return CollectorProcess(ServiceProcess("collector", env, metrics_port, tmp_path / f"collector-{os.urandom(3).hex()}.log"), http_port, grpc_port)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
-
-
-def peak_rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for {pid}")

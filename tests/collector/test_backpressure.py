@@ -12,7 +12,8 @@ import redis as redis_sync
 
 from common.stream import StreamKeys
 from tests.collector.otlp import make_request
-from tests.collector.process import collector_process, rss_bytes
+from tests.collector.process import collector_process
+from tests.support import rss_bytes
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024

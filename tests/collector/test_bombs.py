@@ -11,7 +11,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.collector.process import collector_process, peak_rss_bytes
+from tests.collector.process import collector_process
+from tests.support import peak_rss_bytes
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024

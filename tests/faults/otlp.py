@@ -53,11 +53,3 @@ class GrpcClient:
 
     def close(self) -> None:
         self.channel.close()
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from tests.conftest import REDIS_URL, Database, create_database, drop_database
 from tests.e2e.conftest import Stack, start_stack
-from tests.faults.otlp import GrpcClient, post, request_with_spans, rss_bytes
+from tests.faults.otlp import GrpcClient, post, request_with_spans
+from tests.support import rss_bytes
 
 pytestmark = pytest.mark.e2e
 

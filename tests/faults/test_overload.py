@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import Database
 from tests.e2e.conftest import start_stack
 from tests.faults.load import total_spans
-from tests.faults.otlp import GrpcClient, post, request_with_spans, rss_bytes
-from tests.support import wait_for
+from tests.faults.otlp import GrpcClient, post, request_with_spans
+from tests.support import rss_bytes, wait_for
 
 pytestmark = pytest.mark.e2e
 
