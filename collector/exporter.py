@@ -72,9 +72,9 @@ class StreamExporter:
                 spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
                 entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)
                 await self.stream.publish(shard, entry)
+                self._backlog += spans  # counted per entry: a failure part-way leaves the rest out
         except RedisError as exc:
             raise Unavailable(f"span stream unavailable: {exc}", self.retry_after) from exc
-        self._backlog += batch.span_count()
 
     def _by_shard(self, request: ExportTraceServiceRequest) -> dict[int, ExportTraceServiceRequest]:
         keys = self.stream.keys
