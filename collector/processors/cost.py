@@ -24,8 +24,6 @@ from common.otlp import any_value
 
 log = get_logger("collector.cost")
 
-LLM_KEYS = genai.ALL_KEYS
-COST_KEYS = frozenset(genai.COST_INPUT + genai.COST_OUTPUT + genai.COST_TOTAL)
 WRITE_INPUT, WRITE_OUTPUT, WRITE_TOTAL = genai.COST_INPUT[0], genai.COST_OUTPUT[0], genai.COST_TOTAL[-1]
 MODEL_CACHE_LIMIT = 10_000  # model names are client-chosen: bound the cache
 UNKNOWN_LOG_LIMIT = 1000  # log each unknown model once, for at most this many names
@@ -43,40 +41,51 @@ class Cost:
 
 def compute(fields: genai.LlmFields, entry: ModelPrice, convention: str) -> Cost:
     """The cost of one LLM call; each token is priced exactly once."""
-    input_tokens = fields.input_tokens or 0
-    cache_read = fields.cache_read_tokens or 0
-    cache_write = fields.cache_write_tokens or 0
+    return _price_tokens(entry, convention, fields.input_tokens or 0, fields.output_tokens or 0,
+                         fields.cache_read_tokens or 0, fields.cache_write_tokens or 0)
+
+
+def _price_tokens(entry: ModelPrice, convention: str, input_tokens: int, output_tokens: int,
+                  cache_read: int, cache_write: int) -> Cost:
     if convention == "included" and cache_read + cache_write > input_tokens:
         convention = "separate"  # the counts cannot be inside the input: the SDK reported them beside it
     uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
     input_cost = uncached * entry.input + cache_read * entry.cache_read + cache_write * entry.cache_write
     # Reasoning tokens are inside the output tokens (OpenTelemetry, OpenAI) and priced as output.
-    output_cost = (fields.output_tokens or 0) * entry.output
-    return Cost(input_cost, output_cost)
+    return Cost(input_cost, output_tokens * entry.output)
 
 
-def _read(facts: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    """The first of `keys` present with a non-empty value, as genai.extract picks it."""
-    for key in keys:
-        value = facts.get(key)
-        if value is not None:
-            python = any_value(value)
-            if python is not None and python != "":
-                return python
-    return None
+# One pass over a span's attributes fills these slots; each key knows its slot and its rank
+# in the cross-walk's precedence (common/genai.py), so the best-ranked non-empty value wins
+# as genai.extract would pick it, without a lookup per concept and name.
+_CONCEPTS = (
+    genai.PROVIDER, genai.REQUEST_MODEL, genai.RESPONSE_MODEL, genai.INPUT_TOKENS, genai.OUTPUT_TOKENS,
+    genai.CACHE_READ_TOKENS, genai.CACHE_WRITE_TOKENS, genai.COST_INPUT + genai.COST_OUTPUT + genai.COST_TOTAL,
+)
+PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, SDK_COST = range(len(_CONCEPTS))
+_SLOTS = {key: (slot, rank) for slot, keys in enumerate(_CONCEPTS) for rank, key in enumerate(keys)}
+_UNSET = len(max(_CONCEPTS, key=len))  # a rank below every real one
 
 
-def _usage(facts: dict[str, Any]) -> genai.LlmFields:
-    """The fields pricing needs, by the cross-walk's precedence (common/genai.py)."""
-    return genai.LlmFields(
-        provider=genai.as_text(_read(facts, genai.PROVIDER)),
-        request_model=genai.as_text(_read(facts, genai.REQUEST_MODEL)),
-        response_model=genai.as_text(_read(facts, genai.RESPONSE_MODEL)),
-        input_tokens=genai.as_count(_read(facts, genai.INPUT_TOKENS)),
-        output_tokens=genai.as_count(_read(facts, genai.OUTPUT_TOKENS)),
-        cache_read_tokens=genai.as_count(_read(facts, genai.CACHE_READ_TOKENS)),
-        cache_write_tokens=genai.as_count(_read(facts, genai.CACHE_WRITE_TOKENS)),
-    )
+def _facts(attributes: Any) -> list[Any] | None:
+    """The values pricing reads, by slot; None for a span with none of the keys (most spans)."""
+    found: list[Any] | None = None
+    ranks: list[int] = []
+    for kv in attributes:
+        slot_rank = _SLOTS.get(kv.key)
+        if slot_rank is None:
+            continue
+        slot, rank = slot_rank
+        if found is None:
+            found, ranks = [None] * len(_CONCEPTS), [_UNSET] * len(_CONCEPTS)
+        if rank <= ranks[slot]:  # <=: a repeated key's last value wins, as in a dict of the attributes
+            value = kv.value
+            # Names are strings and counts ints: read those fields first (an empty string or a
+            # zero could be any kind, so then ask which it is).
+            plain = value.string_value or value.int_value or any_value(value)
+            if plain is not None and plain != "":
+                found[slot], ranks[slot] = plain, rank
+    return found
 
 
 class CostCalculator:
@@ -110,31 +119,31 @@ class CostCalculator:
 
     def _span(self, span: Any) -> str | None:
         """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
-        facts: dict[str, Any] = {}  # key → AnyValue, converted only when read (the hot path)
-        for kv in span.attributes:
-            key = kv.key
-            if key in LLM_KEYS:
-                facts[key] = kv.value
-        if not facts:
+        found = _facts(span.attributes)
+        if found is None:
             return None
-        fields = _usage(facts)
-        if not fields.is_llm:
-            return None
-        for key in COST_KEYS:
-            if _read(facts, (key,)) is not None:
-                return "sdk_cost"
-        if fields.input_tokens is None and fields.output_tokens is None:
+        as_text, as_count = genai.as_text, genai.as_count
+        request_model, response_model = as_text(found[REQUEST_MODEL]), as_text(found[RESPONSE_MODEL])
+        input_tokens, output_tokens = as_count(found[INPUT]), as_count(found[OUTPUT])
+        if request_model is None and response_model is None and input_tokens is None:
+            return None  # not an LLM call (genai.LlmFields.is_llm)
+        if found[SDK_COST] is not None:
+            return "sdk_cost"
+        if input_tokens is None and output_tokens is None:
             return "no_tokens"
-        model = fields.response_model or fields.request_model
+        provider = as_text(found[PROVIDER])
+        model = response_model or request_model
         entry = self._price(model) if model else None
-        if entry is None and fields.request_model and model != fields.request_model:
-            entry = self._price(fields.request_model)
+        if entry is None and request_model and model != request_model:
+            entry = self._price(request_model)
         if entry is None:
-            self._unknown(model, fields.provider)
+            self._unknown(model, provider)
             return "unknown_model"
-        cost = compute(fields, entry, self.pricing.convention(fields.provider, entry))
+        cost = _price_tokens(entry, self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
+                             as_count(found[CACHE_READ]) or 0, as_count(found[CACHE_WRITE]) or 0)
+        attributes = span.attributes
         for key, amount in ((WRITE_INPUT, cost.input), (WRITE_OUTPUT, cost.output), (WRITE_TOTAL, cost.total)):
-            span.attributes.add(key=key).value.double_value = float(amount)
+            attributes.add(key=key).value.double_value = float(amount)
         return "priced"
 
     def _unknown(self, model: str | None, provider: str | None) -> None:

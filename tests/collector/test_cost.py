@@ -172,3 +172,24 @@ def test_unreadable_pricing_file_names_the_variable(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="PRICING_FILE=.*bad.json"):
         load_pricing(str(bad))
+
+
+@pytest.mark.parametrize("attrs", [
+    # An empty preferred name falls through to the next one, as genai.extract reads it.
+    {"gen_ai.response.model": "", "llm.model_name": "gpt-4o", "gen_ai.usage.input_tokens": 1000},
+    # GenAI names win over OpenInference ones wherever they come in the list.
+    {"llm.token_count.prompt": 5, "gen_ai.usage.input_tokens": 1000, "gen_ai.request.model": "gpt-4o"},
+    # Counts sent as doubles or strings, a model sent as a number: read as extract reads them.
+    {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 1000.0, "gen_ai.usage.output_tokens": "250"},
+    {"gen_ai.request.model": 4, "gen_ai.usage.input_tokens": 10},
+    {"gen_ai.request.model": "gpt-4o", "gen_ai.usage.input_tokens": 0, "llm.token_count.prompt": 700},
+])
+def test_the_cost_stage_reads_tokens_and_models_as_the_cross_walk_does(attrs: dict) -> None:
+    fields = genai.extract(attrs)
+    entry = TABLE.price(fields.response_model or fields.request_model or "")
+    out = _priced(attrs)
+    if entry is None or (fields.input_tokens is None and fields.output_tokens is None):
+        assert "llm.cost.total" not in out
+        return
+    expected = compute(fields, entry, TABLE.convention(fields.provider, entry))
+    assert _costs(attrs) == (float(expected.input), float(expected.output), float(expected.total))
