@@ -55,29 +55,27 @@ def _price_tokens(entry: ModelPrice, convention: str, input_tokens: int, output_
     return Cost(input_cost, output_tokens * entry.output)
 
 
-# One pass over a span's attributes fills these slots; each key knows its slot and its rank
-# in the cross-walk's precedence (common/genai.py), so the best-ranked non-empty value wins
-# as genai.extract would pick it, without a lookup per concept and name.
-_CONCEPTS = (
-    genai.PROVIDER, genai.REQUEST_MODEL, genai.RESPONSE_MODEL, genai.INPUT_TOKENS, genai.OUTPUT_TOKENS,
-    genai.CACHE_READ_TOKENS, genai.CACHE_WRITE_TOKENS, genai.COST_INPUT + genai.COST_OUTPUT + genai.COST_TOTAL,
-)
-PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, SDK_COST = range(len(_CONCEPTS))
-_SLOTS = {key: (slot, rank) for slot, keys in enumerate(_CONCEPTS) for rank, key in enumerate(keys)}
-_UNSET = len(max(_CONCEPTS, key=len))  # a rank below every real one
+# The genai slots pricing reads (operation, totals and reasoning counts are not needed).
+_PRICING_SLOTS = {
+    key: slot_rank for key, slot_rank in genai.SLOTS.items()
+    if slot_rank[0] not in (genai.S_OPERATION, genai.S_TOTAL_TOKENS, genai.S_REASONING_TOKENS)
+}
 
 
 def _facts(attributes: Any) -> list[Any] | None:
-    """The values pricing reads, by slot; None for a span with none of the keys (most spans)."""
+    """The span's LLM values by genai slot, as genai.extract would pick them from a dict of the
+    attributes, in one pass over the protobuf attributes; None for a span with none of the keys
+    (most spans). Only the values in genai's slots are converted."""
     found: list[Any] | None = None
     ranks: list[int] = []
+    slots = _PRICING_SLOTS
     for kv in attributes:
-        slot_rank = _SLOTS.get(kv.key)
+        slot_rank = slots.get(kv.key)
         if slot_rank is None:
             continue
         slot, rank = slot_rank
         if found is None:
-            found, ranks = [None] * len(_CONCEPTS), [_UNSET] * len(_CONCEPTS)
+            found, ranks = [None] * len(genai.CONCEPTS), [genai.UNRANKED] * len(genai.CONCEPTS)
         if rank <= ranks[slot]:  # <=: a repeated key's last value wins, as in a dict of the attributes
             value = kv.value
             # Names are strings and counts ints: read those fields first (an empty string or a
@@ -123,15 +121,15 @@ class CostCalculator:
         if found is None:
             return None
         as_text, as_count = genai.as_text, genai.as_count
-        request_model, response_model = as_text(found[REQUEST_MODEL]), as_text(found[RESPONSE_MODEL])
-        input_tokens, output_tokens = as_count(found[INPUT]), as_count(found[OUTPUT])
+        request_model, response_model = as_text(found[genai.S_REQUEST_MODEL]), as_text(found[genai.S_RESPONSE_MODEL])
+        input_tokens, output_tokens = as_count(found[genai.S_INPUT_TOKENS]), as_count(found[genai.S_OUTPUT_TOKENS])
         if request_model is None and response_model is None and input_tokens is None:
             return None  # not an LLM call (genai.LlmFields.is_llm)
-        if found[SDK_COST] is not None:
+        if found[genai.S_COST_INPUT] is not None or found[genai.S_COST_OUTPUT] is not None or found[genai.S_COST_TOTAL] is not None:
             return "sdk_cost"
         if input_tokens is None and output_tokens is None:
             return "no_tokens"
-        provider = as_text(found[PROVIDER])
+        provider = as_text(found[genai.S_PROVIDER])
         model = response_model or request_model
         entry = self._price(model) if model else None
         if entry is None and request_model and model != request_model:
@@ -140,7 +138,7 @@ class CostCalculator:
             self._unknown(model, provider)
             return "unknown_model"
         cost = _price_tokens(entry, self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
-                             as_count(found[CACHE_READ]) or 0, as_count(found[CACHE_WRITE]) or 0)
+                             as_count(found[genai.S_CACHE_READ_TOKENS]) or 0, as_count(found[genai.S_CACHE_WRITE_TOKENS]) or 0)
         attributes = span.attributes
         for key, amount in ((WRITE_INPUT, cost.input), (WRITE_OUTPUT, cost.output), (WRITE_TOTAL, cost.total)):
             attributes.add(key=key).value.double_value = float(amount)

@@ -68,6 +68,19 @@ def test_attribute_values_become_json() -> None:
     }
 
 
+def test_empty_and_zero_values_keep_their_kind() -> None:
+    # decode reads strings and ints without asking which field is set; the zero values of every
+    # kind must still come out as that kind, and an unset value as null.
+    req = request()
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    span.attributes.extend([kv("s", ""), kv("i", 0), kv("d", 0.0), kv("b", False), kv("arr", []), kv("map", {})])
+    span.attributes.add(key="unset")
+    raw = column(decode(req.SerializeToString()).spans[0], "attributes")
+    attrs = orjson.loads(raw)
+    assert attrs == {"s": "", "i": 0, "d": 0.0, "b": False, "arr": [], "map": {}, "unset": None}
+    assert b'"i":0,' in raw and b'"d":0.0,' in raw  # an int stays an int, a double a double
+
+
 def test_root_span_has_no_parent_and_missing_service_is_named() -> None:
     req = request(parent_span_id=b"")
     del req.resource_spans[0].resource.attributes[:]
