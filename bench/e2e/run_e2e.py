@@ -36,16 +36,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e.ceiling import raw_copy_ceiling  # noqa: E402
-from bench.e2e.stack import BenchStack  # noqa: E402
+from bench.e2e.stack import BenchStack, cpu_by_command, cpu_seconds  # noqa: E402
 from cli.loadgen import Profile, TraceFactory, plan  # noqa: E402
 from cli.loadgen.send import Payload, Retryable, make_sender, prebuild, send_all  # noqa: E402
 
 PROTOCOLS = {"grpc": "grpc", "http": "http/protobuf", "json": "http/json"}
+OTHER_PROCESSES = ("postgres", "redis-server")
 
 
 async def throughput(stack: BenchStack, payloads: list[Payload], protocol: str, senders: int) -> dict:
     total = sum(p.spans for p in payloads)
     endpoint = stack.endpoint(protocol)
+    services_before = {name: cpu_seconds(s.proc.pid) for name, s in stack.services.items()}
+    others_before, loadgen_before = cpu_by_command(OTHER_PROCESSES), time.process_time()
     started = time.perf_counter()
     sent = await send_all(payloads, PROTOCOLS[protocol], endpoint, concurrency=senders)
     acked = time.perf_counter()
@@ -54,6 +57,13 @@ async def throughput(stack: BenchStack, payloads: list[Payload], protocol: str, 
     while (stored := await asyncio.to_thread(stack.stored)) < sent.spans:
         await asyncio.sleep(0.05)
     visible = time.perf_counter()
+    others = cpu_by_command(OTHER_PROCESSES)
+    cpu = {name: cpu_seconds(s.proc.pid) - services_before[name] for name, s in stack.services.items()}
+    cpu.update({name: others[name] - others_before[name] for name in OTHER_PROCESSES})
+    cpu["load generator"] = time.process_time() - loadgen_before
+    counted = await asyncio.to_thread(stack.counted)
+    if counted != sent.spans:
+        raise RuntimeError(f"{sent.spans} spans were accepted but {counted} rows are stored")
     return {
         "spans": total,
         "accepted_spans_per_s": round(sent.spans / (acked - started)),
@@ -61,6 +71,9 @@ async def throughput(stack: BenchStack, payloads: list[Payload], protocol: str, 
         "stored": stored,
         "seconds": round(visible - started, 2),
         "retries": sent.retries,
+        # CPU seconds over the phase, and per stored span: where the machine's two cores went.
+        "cpu_s": {name: round(seconds, 1) for name, seconds in cpu.items()},
+        "cpu_us_per_span": {name: round(seconds / sent.spans * 1e6, 1) for name, seconds in cpu.items()},
     }
 
 
