@@ -20,6 +20,10 @@ def raw_copy_ceiling(dsn: str, requests: list[ExportTraceServiceRequest]) -> dic
     rows = [row for request in requests for row in request_rows(request).spans]
     with psycopg.connect(dsn) as conn:
         register_copy_dumpers(conn)
+        try:  # as the writer's session does (storage.writer.use_lz4)
+            conn.execute("SET default_toast_compression = 'lz4'")
+        except (psycopg.errors.InvalidParameterValue, psycopg.errors.FeatureNotSupported):
+            conn.rollback()
         conn.execute("TRUNCATE spans, span_events, span_links, span_rollups_1m")
         conn.execute("SELECT observatory_ensure_partitions(current_date - 2, current_date + 1)")
         conn.commit()

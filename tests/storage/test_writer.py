@@ -175,3 +175,16 @@ async def test_the_widest_values_otlp_carries_are_stored_unchanged(writer: SpanW
         FROM spans s JOIN span_events e USING (trace_id, span_id) JOIN span_links l USING (trace_id, span_id)""")
     u32 = 2**32 - 1
     assert rows == [(u32, 2**31 - 1, 2**31 - 1, u32, u32, u32, 2**63 - 1, u32, u32, u32)]
+
+
+async def test_large_attribute_documents_are_toasted_with_lz4_and_read_back_whole(writer: SpanWriter) -> None:
+    # A prompt over the TOAST threshold is compressed; the writer's session asks for lz4 (much
+    # cheaper in CPU than pglz) wherever the server was built with it.
+    lz4 = await fetch(writer.conn, "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")
+    (trace,) = trace_ids(1)
+    req = request([trace], spans_per_trace=1)
+    prompt = " ".join(f"word{n}" for n in range(2_000))  # ~14 KB, compressible
+    req.resource_spans[0].scope_spans[0].spans[0].attributes.append(kv("gen_ai.input.messages", prompt))
+    assert await writer.write(decode(req.SerializeToString())) == 1
+    rows = await fetch(writer.conn, "SELECT pg_column_compression(attributes), attributes->>'gen_ai.input.messages' FROM spans")
+    assert rows == [("lz4" if lz4[0][0] else "pglz", prompt)]
