@@ -40,8 +40,8 @@ _PG_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=P
 _UPSERT = """
 INSERT INTO {relation} AS r (bucket, service_name, model, provider, span_count, error_count,
                              input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns)
-SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::int8[], %s::int8[],
-                     %s::int8[], %s::int8[], %s::numeric[], %s::int8[], %s::int8[])
+SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::int8[], %b::int8[],
+                     %b::int8[], %b::int8[], %b::numeric[], %b::int8[], %b::int8[])
 ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
     span_count = r.span_count + excluded.span_count,
     error_count = r.error_count + excluded.error_count,
