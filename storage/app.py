@@ -39,6 +39,9 @@ CLAIM_EVERY = 5.0
 READ_COUNT = 100  # entries per stream and read, at most
 FIRST_SPANS_PER_ENTRY = 50.0  # a guess until entries have been seen
 STATS_EVERY = 5.0
+# While a batch has spans and the database writer waits for it, reads block at most this long
+# before the batch is handed over (a writer that is free should not wait for FLUSH_INTERVAL).
+HANDOVER_POLL = 0.05
 # Class 22 (data exception) and 23 (integrity): the rows are at fault, not the database, so
 # retrying cannot help. Every other error (connection, privileges, missing table, deadlock)
 # is retried with the batch kept: dead-lettering on those would empty the stream into the DLQ.
@@ -73,6 +76,7 @@ class StorageWriter:
         self._last_claim = 0.0
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
+        self._writer_idle = asyncio.Event()  # set while the database side waits for a batch
 
     # --- database connection -------------------------------------------------------
     async def _connection(self) -> SpanWriter:
@@ -96,7 +100,12 @@ class StorageWriter:
         ready: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_batches(ready))
         try:
-            while (batch := await ready.get()) is not None:
+            while True:
+                self._writer_idle.set()
+                batch = await ready.get()
+                self._writer_idle.clear()
+                if batch is None:
+                    break
                 await self._flush(batch)
             await reader  # re-raises whatever stopped the reader
         finally:
@@ -126,19 +135,28 @@ class StorageWriter:
             await ready.put(None)  # the writer drains what it holds, then stops
 
     async def _fill(self) -> Batch:
+        """The next batch: read until BATCH_SIZE spans, FLUSH_INTERVAL after its first entry, or,
+        once it holds something, the moment the database side is free and the stream has
+        nothing more to give right now (group commit). Under load the write of one batch is
+        the time the next one fills, so batches grow to BATCH_SIZE and cost least per span;
+        under light load each batch goes out as soon as it can, so the lag stays a round trip
+        instead of FLUSH_INTERVAL."""
         batch = Batch()
         interval = self.settings.flush_interval
         while not self.stopping.is_set() and batch.spans < self.settings.batch_size:
             now = time.monotonic()
             if batch.started is not None and now - batch.started >= interval:
                 break
-            wait = interval if batch.started is None else interval - (now - batch.started)
-            deliveries = await self._next(max(1, int(wait * 1000)), self._entries_wanted(batch))
+            wait = interval if batch.started is None else min(interval - (now - batch.started), HANDOVER_POLL)
+            wanted = self._entries_wanted(batch)
+            deliveries = await self._next(max(1, int(wait * 1000)), wanted)
             for delivery in deliveries:
                 await self._add(batch, delivery)
             self._learn_entry_size(deliveries)
             if batch.deliveries and batch.started is None:
                 batch.started = time.monotonic()
+            if batch.deliveries and self._writer_idle.is_set() and len(deliveries) < wanted:
+                break
         return batch
 
     def _entries_wanted(self, batch: Batch) -> int:

@@ -23,8 +23,8 @@ class RetentionSettings:
 @dataclass(frozen=True)
 class StorageSettings(LogSettings, RedisSettings, ServiceSettings, MigrationSettings, RetentionSettings):
     run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts, as `observatory migrate up` does (creates the database, sets the roles' passwords from their DSNs)")
-    batch_size: int = env("BATCH_SIZE", 1000, "Spans per database write: a batch is written when it reaches this size", minimum=1)
-    flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Seconds a partial batch waits before it is written", minimum=0.01)
+    batch_size: int = env("BATCH_SIZE", 5000, "Most spans per database write. A batch is written when it reaches this size, FLUSH_INTERVAL after its first span, or as soon as the database side is free (group commit), so it only grows this large under load", minimum=1)
+    flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Most seconds a partial batch waits while the previous batch is still being written", minimum=0.01)
     consumer_name: str = env("CONSUMER_NAME", "", "This writer's name in the consumer group (default: hostname-pid)")
     claim_idle: float = env("CLAIM_IDLE", 60.0, "Seconds an entry may sit unacknowledged in another consumer's pending list before this writer claims it", minimum=1)
     max_deliveries: int = env("MAX_DELIVERIES", 5, "Deliveries after which an entry that keeps failing goes to the dead-letter stream", minimum=1)

@@ -20,7 +20,7 @@ def test_defaults_match_the_design() -> None:
     storage = load(StorageSettings, {})
     assert (collector.collector_otlp_grpc_port, collector.collector_otlp_http_port, collector.collector_metrics_port) == (4317, 4318, 9091)
     assert storage.storage_metrics_port == 9092
-    assert (storage.batch_size, storage.flush_interval) == (1000, 1.0)
+    assert (storage.batch_size, storage.flush_interval) == (5000, 1.0)
     assert storage.redis_url == "redis://127.0.0.1:6379/0"
     assert storage.database_url == "postgresql://postgres@127.0.0.1:5432/llm_observatory"
 

@@ -6,6 +6,7 @@ stored exactly once, nothing left pending, bad entries in the dead-letter stream
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,11 +156,30 @@ def test_sigterm_flushes_the_held_batch_acks_and_exits_0(
     writer = writer_process(fresh_database, redis_prefix, tmp_path, FLUSH_INTERVAL="60", BATCH_SIZE="100000").start()
     started.append(writer)
     writer.wait_ready()
-    total = publish_traces(Publisher(redis_client, keys), entries=5)
-    wait_for(lambda: writer.metric("observatory_storage_entries_read_total") >= 5, 20, 0.05, "the entries to be read")
-    assert span_counts(fresh_database.admin_dsn)[0] == 0  # held in the batch, not yet written
+    publisher = Publisher(redis_client, keys)
+    with psycopg.connect(fresh_database.admin_dsn) as blocker:
+        # Keep the database side busy: the first batch's write waits on this lock, so the
+        # entries after it are read into the next batch and held there (a free writer would
+        # take them at once).
+        blocker.execute("LOCK TABLE spans IN ACCESS EXCLUSIVE MODE")
+        total = publish_traces(publisher, entries=1)
+        wait_for(lambda: _waiting_on_a_lock(fresh_database.admin_dsn), 20, 0.05, "the first write to wait on the lock")
+        total += publish_traces(publisher, entries=5)
+        wait_for(lambda: writer.metric("observatory_storage_entries_read_total") >= 6, 20, 0.05, "the entries to be read")
+        assert writer.proc is not None
+        writer.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stopping: flushing the current batch" in writer.log(), 10, 0.05, "the writer to take the signal")
+        assert writer.proc.poll() is None  # it does not exit while a write is unfinished
+        blocker.rollback()  # the lock goes; the blocked write and then the held batch complete
     began = time.monotonic()
-    assert writer.stop(timeout=25) == 0
+    assert writer.proc.wait(25) == 0
     assert time.monotonic() - began < 10
     assert span_counts(fresh_database.admin_dsn) == (total, total)
     assert pending(redis_client, keys) == 0
+
+
+def _waiting_on_a_lock(dsn: str) -> bool:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'").fetchone()
+    return bool(row and row[0])
