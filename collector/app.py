@@ -16,6 +16,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from collector.exporter import StreamExporter
+from collector.inflight import InflightBudget
 from collector.pipeline import Pipeline, Processor
 from collector.processors import configure
 from collector.processors.cost import CostCalculator
@@ -50,7 +51,8 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
         processors.append(CostCalculator(load_pricing(settings.pricing_file)))
     if settings.tail_sampling:
         processors.append(TailSampler(configure.tail_sampling(settings), exporter))
-    return Pipeline(processors=processors, exporter=exporter)
+    inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
+    return Pipeline(processors=processors, exporter=exporter, inflight=inflight)
 
 
 async def close_pipeline(pipeline: Pipeline) -> None:

@@ -22,6 +22,7 @@ TAIL_TRACES = Counter(
     "observatory_collector_tail_traces_total", "Traces decided by tail sampling, by decision, policy and why it was decided",
     ["decision", "policy", "trigger"],
 )
+INFLIGHT_BYTES = Gauge("observatory_collector_inflight_bytes", "Decompressed bytes of export requests being handled now (COLLECTOR_MAX_INFLIGHT_BYTES bounds it per process)", multiprocess_mode="livesum")
 TAIL_HELD_TRACES = Gauge("observatory_collector_tail_held_traces", "Traces held in memory waiting for a tail-sampling decision", multiprocess_mode="livesum")
 TAIL_HELD_BYTES = Gauge("observatory_collector_tail_held_bytes", "Bytes of spans held in memory by tail sampling (undecided and kept-not-yet-published)", multiprocess_mode="livesum")
 TAIL_EXPORT_FAILURES = Counter("observatory_collector_tail_export_failures_total", "Attempts to publish tail-kept spans that the stream refused (retried)", ["reason"])

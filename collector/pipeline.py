@@ -10,11 +10,14 @@ the spans are on the stream, so a receiver that answers success has kept its pro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from collector import metrics
+
+if TYPE_CHECKING:
+    from collector.inflight import InflightBudget
 
 
 @dataclass
@@ -67,9 +70,12 @@ class ExportOutcome:
 
 
 class Pipeline:
-    def __init__(self, processors: list[Processor], exporter: Exporter) -> None:
+    def __init__(self, processors: list[Processor], exporter: Exporter, inflight: InflightBudget | None = None) -> None:
+        from collector.inflight import InflightBudget  # noqa: PLC0415 - inflight imports the exporter, which imports this module
+
         self.processors = processors
         self.exporter = exporter
+        self.inflight = inflight if inflight is not None else InflightBudget(None)  # the receivers hold request bytes in it
 
     async def handle(self, batch: SpanBatch) -> ExportOutcome:
         """Run the stages and publish; raises the exporter's Overloaded / Unavailable."""

@@ -19,6 +19,7 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     # --- receivers: limits and processes (OTLP conformance) ---
     collector_http_max_body_bytes: int = env("COLLECTOR_HTTP_MAX_BODY_BYTES", 20 * 1024 * 1024, "Largest OTLP/HTTP request body accepted, counted after decompression (413 above it)", minimum=1024)
     collector_grpc_max_recv_bytes: int = env("COLLECTOR_GRPC_MAX_RECV_BYTES", 20 * 1024 * 1024, "Largest OTLP/gRPC message accepted, counted after decompression (RESOURCE_EXHAUSTED above it; grpc's own default is 4 MiB, which a batch of 512 prompt-carrying LLM spans passes)", minimum=1024)
+    collector_max_inflight_bytes: int = env("COLLECTOR_MAX_INFLIGHT_BYTES", 64 * 1024 * 1024, "Decompressed bytes of export requests one collector process handles at once; a request that would pass it is refused with a retryable 429 / RESOURCE_EXHAUSTED before it is decoded (one request is always let through). Decoded messages take about 3x their body", minimum=1024)
     collector_workers: int = env("COLLECTOR_WORKERS", 1, "Collector processes sharing the OTLP ports through SO_REUSEPORT (one per core uses every core); metrics are summed over them", minimum=1)
 
     # --- processing: sampling, PII redaction, LLM cost (docs/COLLECTOR_PROCESSING.md) ---

@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector import metrics
 from collector.exporter import Overloaded, Refused
+from collector.inflight import MemoryLimited
 from collector.pipeline import Pipeline, SpanBatch
 from common.logging import get_logger
 
@@ -48,7 +49,11 @@ class TraceService:
     async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
         started = time.perf_counter()
         try:
-            return await self._export(body, context)
+            with self.pipeline.inflight.hold(len(body)):  # until answered: decode, stages, XADD
+                return await self._export(body, context)
+        except MemoryLimited as exc:  # the in-flight budget is spent: refused before decoding
+            await _refuse(context, exc)
+            raise  # not reached: abort raises
         finally:
             metrics.EXPORT_SECONDS.labels(PROTOCOL).observe(time.perf_counter() - started)
 
@@ -65,11 +70,7 @@ class TraceService:
         try:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
-            metrics.REFUSED.labels(PROTOCOL, exc.reason).inc()
-            metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
-            log.warning("export refused", reason=exc.reason, error=str(exc))
-            code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
-            await _abort(context, _abort_status(code, str(exc), exc.retry_after))
+            await _refuse(context, exc)
         except Exception:
             # A bug in a stage must cost this request only.
             metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()
@@ -77,6 +78,15 @@ class TraceService:
             await _abort(context, _abort_status(code_pb2.INTERNAL, "internal error while processing the export request"))
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
         return outcome.response()
+
+
+async def _refuse(context: grpc.aio.ServicerContext, exc: Refused) -> None:
+    """The retryable answer: RESOURCE_EXHAUSTED with RetryInfo for overload, UNAVAILABLE for Redis down."""
+    metrics.REFUSED.labels(PROTOCOL, exc.reason).inc()
+    metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
+    log.warning("export refused", reason=exc.reason, error=str(exc))
+    code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
+    await _abort(context, _abort_status(code, str(exc), exc.retry_after))
 
 
 async def _abort(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector import metrics
 from collector.exporter import Overloaded, Refused
+from collector.inflight import MemoryLimited
 from collector.pipeline import Pipeline, SpanBatch
 from collector.receivers.body import BodyError, read_body
 from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message
@@ -61,6 +62,16 @@ def _bad_request(codec: Codec, http_status: int, reason: str, message: str) -> w
     return _status(codec, http_status, code, message)
 
 
+def _refused(codec: Codec, exc: Refused) -> web.Response:
+    """The retryable answer: 429 for overload (backlog or in-flight budget), 503 for Redis down."""
+    metrics.REFUSED.labels(PROTOCOL, exc.reason).inc()
+    metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
+    log.warning("export refused", reason=exc.reason, error=str(exc))
+    http_status = 429 if isinstance(exc, Overloaded) else 503
+    code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
+    return _status(codec, http_status, code, str(exc), {"Retry-After": str(exc.retry_after)})
+
+
 class TraceReceiver:
     def __init__(self, pipeline: Pipeline, max_body_bytes: int) -> None:
         self.pipeline = pipeline
@@ -87,21 +98,20 @@ class TraceReceiver:
         except BodyError as exc:
             return _bad_request(codec, exc.status, exc.reason, str(exc))
         try:
-            message = codec.decode(body)
-        except (DecodeError, OtlpJsonError) as exc:
-            return _bad_request(codec, 400, "decode", f"request body is not a valid {codec.media_type} ExportTraceServiceRequest: {exc}")
-        return await self._export(codec, SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL))
+            with self.pipeline.inflight.hold(len(body)):  # until answered: decode, stages, XADD
+                try:
+                    message = codec.decode(body)
+                except (DecodeError, OtlpJsonError) as exc:
+                    return _bad_request(codec, 400, "decode", f"request body is not a valid {codec.media_type} ExportTraceServiceRequest: {exc}")
+                return await self._export(codec, SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL))
+        except MemoryLimited as exc:  # the in-flight budget is spent: refused before decoding
+            return _refused(codec, exc)
 
     async def _export(self, codec: Codec, batch: SpanBatch) -> web.Response:
         try:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
-            metrics.REFUSED.labels(PROTOCOL, exc.reason).inc()
-            metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
-            log.warning("export refused", reason=exc.reason, error=str(exc))
-            http_status = 429 if isinstance(exc, Overloaded) else 503
-            code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
-            return _status(codec, http_status, code, str(exc), {"Retry-After": str(exc.retry_after)})
+            return _refused(codec, exc)
         except Exception:
             # A bug in a stage must cost this request only; the client may retry it.
             metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -13,7 +14,8 @@ import redis as redis_sync
 from common.stream import StreamKeys
 from tests.collector.otlp import make_request
 from tests.collector.process import collector_process
-from tests.support import rss_bytes
+from tests.infra import PrivateRedis
+from tests.support import rss_bytes, wait_for
 
 pytestmark = pytest.mark.e2e
 MiB = 1024 * 1024
@@ -65,4 +67,41 @@ def test_full_backlog_refuses_with_retryable_answers_and_memory_stays_flat(
         assert redis_client.xlen(StreamKeys(redis_prefix).stream(0)) == 1
         assert collector.service.metric("observatory_collector_refused_total", 'reason="overloaded"') == 800
     finally:
+        collector.service.stop()
+
+
+def test_requests_past_the_in_flight_budget_are_refused_before_decoding_and_nothing_is_lost(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    body = big_request()  # ~240 KiB
+    budget = 300 * 1024  # room for one such request, not two
+    collector = collector_process("inflight:", tmp_path, redis_url=private_redis.url,
+                                  COLLECTOR_MAX_INFLIGHT_BYTES=str(budget), RETRY_AFTER="1")
+    collector.service.start().wait_ready()
+    redis = redis_sync.Redis.from_url(private_redis.url)
+    try:
+        # Alone, a request larger than the whole budget still goes through.
+        assert post(collector.http_url, big_request(spans=400))[0] == 200
+        # Hold one request in flight: Redis takes no writes, so its XADD waits.
+        redis.execute_command("CLIENT", "PAUSE", "20000", "WRITE")
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(post, collector.http_url, body)
+            wait_for(lambda: collector.service.metric("observatory_collector_inflight_bytes") == len(body),
+                     10, 0.05, "the first request to be in flight")
+            assert post(collector.http_url, body) == (429, "1")
+            channel = grpc.insecure_channel(collector.grpc_target)
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            with pytest.raises(grpc.RpcError) as caught:
+                export(body, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "COLLECTOR_MAX_INFLIGHT_BYTES" in (caught.value.details() or "")
+            channel.close()
+            redis.execute_command("CLIENT", "UNPAUSE")
+            assert held.result(timeout=10)[0] == 200  # the held request was never at risk
+        assert collector.service.metric("observatory_collector_refused_total", 'reason="memory_limit"') == 2
+        assert collector.service.metric("observatory_collector_inflight_bytes") == 0
+        assert redis.xlen(StreamKeys("inflight:").stream(0)) == 2  # the big one and the held one
+        assert post(collector.http_url, body)[0] == 200  # the budget is free again
+    finally:
+        redis.execute_command("CLIENT", "UNPAUSE")
         collector.service.stop()
