@@ -77,6 +77,7 @@ class StorageWriter:
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
         self._writer_idle = asyncio.Event()  # set while the database side waits for a batch
+        self._held: set[tuple[int, bytes]] = set()  # (shard, entry id) read and not yet acked
 
     # --- database connection -------------------------------------------------------
     async def _connection(self) -> SpanWriter:
@@ -180,6 +181,10 @@ class StorageWriter:
                     return await self._screen_redelivered(pending)
             if time.monotonic() - self._last_claim > CLAIM_EVERY:
                 self._last_claim = time.monotonic()
+                lost = await self.consumer.reclaim_lost(self._held)
+                if lost:
+                    log.warning("re-reading entries whose delivery was lost", entries=len(lost))
+                    return await self._screen_redelivered(lost)
                 claimed = await self.consumer.claim_stale(count)
                 if claimed:
                     return await self._screen_redelivered(claimed)
@@ -213,9 +218,11 @@ class StorageWriter:
             metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
         batch.deliveries.append(delivery)
         batch.rows.extend(rows)
+        self._held.add((delivery.shard, delivery.entry_id))
 
     async def _dead_letter(self, delivery: Delivery, error: str, reason: str) -> None:
         log.warning("dead-lettering entry", entry_id=delivery.entry_id.decode(), reason=reason, error=error)
+        self._held.discard((delivery.shard, delivery.entry_id))  # if this fails, the lost-entry sweep retries it
         try:
             await self.consumer.dead_letter(delivery, error, reason)
         except Exception as exc:  # Redis down: the entry stays pending and is claimed again later
@@ -277,17 +284,20 @@ class StorageWriter:
         if self.settings.ack_delay:
             await asyncio.sleep(self.settings.ack_delay)  # fault injection: a window to kill in
         backoff = BACKOFF_START
-        while True:
-            try:
-                await self.consumer.ack(deliveries)
-                return
-            except Exception as exc:  # committed but not acked: redelivery is harmless (idempotent)
-                metrics.REDIS_ERRORS.labels("ack").inc()
-                log.warning("ack failed, retrying", error=str(exc))
-                if self.stopping.is_set():
+        try:
+            while True:
+                try:
+                    await self.consumer.ack(deliveries)
                     return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                except Exception as exc:  # committed but not acked: redelivery is harmless (idempotent)
+                    metrics.REDIS_ERRORS.labels("ack").inc()
+                    log.warning("ack failed, retrying", error=str(exc))
+                    if self.stopping.is_set():
+                        return
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+        finally:
+            self._held.difference_update((d.shard, d.entry_id) for d in deliveries)
 
     # --- background: maintenance and stream statistics -------------------------------
     async def maintain_forever(self) -> None:

@@ -30,6 +30,10 @@ class Delivery:
             return 0
 
 
+LOST_IDLE_MS = 1000
+LOST_SCAN = 100  # pending entries looked at beyond those held
+
+
 class StreamConsumer:
     def __init__(self, redis: Redis, stream: SpanStream, consumer: str, claim_idle_ms: int) -> None:
         self.redis = redis
@@ -75,6 +79,31 @@ class StreamConsumer:
                     continue
                 deliveries.append(Delivery(shard, entry_id, fields))
         return deliveries
+
+    async def reclaim_lost(self, held: set[tuple[int, bytes]]) -> list[Delivery]:
+        """Entries in this consumer's own pending list that it does not hold in any batch.
+
+        Redis adds an entry to the pending list when it sends the XREADGROUP reply; a reply
+        lost on the way (Redis restarted, the connection dropped or timed out after the
+        delivery) leaves entries pending under our name that we never saw. XAUTOCLAIM would
+        only take them after CLAIM_IDLE; this finds them at once: XPENDING for our name
+        (which does not count as a delivery), minus what we hold, then XCLAIM of the rest.
+        Entries delivered under a second ago are left for the next look, so an entry whose
+        read is still being handled is never taken twice.
+        """
+        lost = []
+        for key, shard in self._shard_of.items():
+            pending = await self.redis.xpending_range(
+                key, GROUP, min="-", max="+", count=len(held) + LOST_SCAN, consumername=self.consumer, idle=LOST_IDLE_MS,
+            )
+            missing = [p["message_id"] for p in pending if (shard, p["message_id"]) not in held]
+            if not missing:
+                continue
+            for entry_id, fields in await self.redis.xclaim(key, GROUP, self.consumer, LOST_IDLE_MS, missing):
+                if fields:
+                    lost.append(Delivery(shard, entry_id, fields))
+        metrics.ENTRIES_READ.labels("lost").inc(len(lost))
+        return lost
 
     async def claim_stale(self, count: int) -> list[Delivery]:
         """Entries idle past claim_idle in any consumer's pending list, now ours."""

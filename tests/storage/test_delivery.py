@@ -15,9 +15,9 @@ import psycopg
 import pytest
 import redis as redis_sync
 
-from common.stream import StreamKeys
+from common.stream import StreamEntry, StreamKeys
 from tests.conftest import Database
-from tests.storage.support import Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
+from tests.storage.support import _PUBLISH, Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
 from tests.support import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -183,3 +183,30 @@ def _waiting_on_a_lock(dsn: str) -> bool:
         row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                            "AND wait_event_type = 'Lock'").fetchone()
     return bool(row and row[0])
+
+def test_an_entry_whose_delivery_reply_was_lost_is_read_again_long_before_claim_idle(
+    fresh_database: Database, redis_prefix: str, redis_client: redis_sync.Redis, tmp_path: Path,
+    started: list[ServiceProcess],
+) -> None:
+    # Redis puts an entry in a consumer's pending list when it sends the XREADGROUP reply; if
+    # the reply is lost (Redis restarted, the connection dropped), the writer never sees the
+    # entry. Here the delivery to the writer's name happens inside a MULTI with the XADD, so
+    # the writer's own blocked read never gets it: the same state, made on purpose.
+    keys = StreamKeys(redis_prefix, 1)
+    writer = writer_process(fresh_database, redis_prefix, tmp_path, CONSUMER_NAME="w-lost", CLAIM_IDLE="600").start()
+    started.append(writer)
+    writer.wait_ready()
+    publisher = Publisher(redis_client, keys)
+    total = publish_traces(publisher, entries=2)
+    wait_for(lambda: span_counts(fresh_database.admin_dsn)[0] == total, 20, 0.05, "the first entries to be stored")
+    entry = StreamEntry(request(trace_ids(10)).SerializeToString(), 30, time.time_ns())
+    transaction = redis_client.pipeline(transaction=True)
+    transaction.eval(_PUBLISH, 2, keys.stream(0), keys.backlog(0), 1, entry.body, entry.spans, entry.received_ns)
+    transaction.xreadgroup("storage", "w-lost", {keys.stream(0): ">"}, count=1)
+    lost_id, delivered = transaction.execute()
+    assert delivered[0][1][0][0] == lost_id  # delivered to the writer's name, not to the writer
+    began = time.monotonic()
+    wait_for(lambda: span_counts(fresh_database.admin_dsn) == (total + 30, total + 30), 20, 0.05, "the lost entry to be stored")
+    assert time.monotonic() - began < 15  # CLAIM_IDLE is 600 s: it was not the stale-entry claim
+    wait_for(lambda: pending(redis_client, keys) == 0, 10, 0.05, "the entry to be acknowledged")
+    assert writer.metric("observatory_storage_entries_read_total", 'source="lost"') == 1
