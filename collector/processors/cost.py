@@ -55,6 +55,39 @@ def _price_tokens(entry: ModelPrice, convention: str, input_tokens: int, output_
     return Cost(input_cost, output_tokens * entry.output)
 
 
+@dataclass(frozen=True)
+class Rates:
+    """A model's per-token prices as integers over one power of ten (`scale`).
+
+    The hot path prices with these: integer products are exact, and one int / int division
+    is a correctly rounded float, so each amount is bit for bit float() of the exact
+    Decimal that compute() returns, without Decimal arithmetic per span.
+    """
+
+    input: int
+    output: int
+    cache_read: int
+    cache_write: int
+    scale: int
+
+    @classmethod
+    def of(cls, entry: ModelPrice) -> "Rates":
+        prices = (entry.input, entry.output, entry.cache_read, entry.cache_write)
+        exponent = min(min(int(p.as_tuple().exponent) for p in prices), 0)
+        scale = 10 ** -exponent
+        return cls(*(int(p.scaleb(-exponent)) for p in prices), scale)  # scaleb only moves the exponent: exact
+
+    def price(self, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
+              cache_write: int) -> tuple[float, float, float]:
+        """(input, output, total) in USD, as _price_tokens counts them."""
+        if convention == "included" and cache_read + cache_write > input_tokens:
+            convention = "separate"
+        uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
+        paid_in = uncached * self.input + cache_read * self.cache_read + cache_write * self.cache_write
+        paid_out = output_tokens * self.output
+        return paid_in / self.scale, paid_out / self.scale, (paid_in + paid_out) / self.scale
+
+
 # The genai slots pricing reads (operation, totals and reasoning counts are not needed).
 _PRICING_SLOTS = {
     key: slot_rank for key, slot_rank in genai.SLOTS.items()
@@ -93,6 +126,7 @@ class CostCalculator:
         self.pricing = pricing
         self._unknown_logged: set[str] = set()
         self._prices: dict[str, ModelPrice | None] = {}
+        self._rates: dict[int, Rates] = {}  # id(entry) -> its integer rates; entries live as long as the table
 
     def _price(self, model: str) -> ModelPrice | None:
         # Few distinct models reach a collector; the cache spares a pattern scan per span.
@@ -137,11 +171,14 @@ class CostCalculator:
         if entry is None:
             self._unknown(model, provider)
             return "unknown_model"
-        cost = _price_tokens(entry, self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
-                             as_count(found[genai.S_CACHE_READ_TOKENS]) or 0, as_count(found[genai.S_CACHE_WRITE_TOKENS]) or 0)
+        rates = self._rates.get(id(entry))
+        if rates is None:
+            rates = self._rates[id(entry)] = Rates.of(entry)
+        amounts = rates.price(self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
+                              as_count(found[genai.S_CACHE_READ_TOKENS]) or 0, as_count(found[genai.S_CACHE_WRITE_TOKENS]) or 0)
         attributes = span.attributes
-        for key, amount in ((WRITE_INPUT, cost.input), (WRITE_OUTPUT, cost.output), (WRITE_TOTAL, cost.total)):
-            attributes.add(key=key).value.double_value = float(amount)
+        for key, amount in zip((WRITE_INPUT, WRITE_OUTPUT, WRITE_TOTAL), amounts):
+            attributes.add(key=key).value.double_value = amount
         return "priced"
 
     def _unknown(self, model: str | None, provider: str | None) -> None:

@@ -7,9 +7,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from collector.processors.cost import CostCalculator, compute
+from collector.processors.cost import CostCalculator, Rates, _price_tokens, compute
 from collector.processors.pricing import load_pricing, normalise_model, parse_pricing
 from common import genai
 from tests.collector.spans import batch, request, span_attributes
@@ -193,3 +195,26 @@ def test_the_cost_stage_reads_tokens_and_models_as_the_cross_walk_does(attrs: di
         return
     expected = compute(fields, entry, TABLE.convention(fields.provider, entry))
     assert _costs(attrs) == (float(expected.input), float(expected.output), float(expected.total))
+
+
+@given(input_tokens=st.integers(0, 10**9), output_tokens=st.integers(0, 10**9), cache_read=st.integers(0, 10**9),
+       cache_write=st.integers(0, 10**9), convention=st.sampled_from(("included", "separate")),
+       index=st.integers(0, len(TABLE.models) - 1))
+def test_the_stage_s_integer_rates_give_exactly_the_decimal_amounts(
+    input_tokens: int, output_tokens: int, cache_read: int, cache_write: int, convention: str, index: int,
+) -> None:
+    # The stage prices with integers over a power of ten; every amount must be float() of the
+    # exact Decimal that compute() gives, for every model of the table.
+    entry = TABLE.models[index]
+    exact = _price_tokens(entry, convention, input_tokens, output_tokens, cache_read, cache_write)
+    assert Rates.of(entry).price(convention, input_tokens, output_tokens, cache_read, cache_write) == (
+        float(exact.input), float(exact.output), float(exact.total))
+
+
+@given(tokens=st.tuples(*[st.integers(0, 10**8)] * 4), convention=st.sampled_from(("included", "separate")))
+def test_integer_rates_are_exact_for_prices_with_many_decimals(tokens: tuple[int, int, int, int], convention: str) -> None:
+    table = parse_pricing({"models": [{"pattern": "odd*", "input": "0.123456789", "output": "7.1",
+                                       "cache_read": "0.0001", "cache_write": "1234.5"}]})
+    entry = table.models[0]
+    exact = _price_tokens(entry, convention, *tokens)
+    assert Rates.of(entry).price(convention, *tokens) == (float(exact.input), float(exact.output), float(exact.total))
