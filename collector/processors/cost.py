@@ -40,28 +40,20 @@ class Cost:
 
 
 def compute(fields: genai.LlmFields, entry: ModelPrice, convention: str) -> Cost:
-    """The cost of one LLM call; each token is priced exactly once."""
-    return _price_tokens(entry, convention, fields.input_tokens or 0, fields.output_tokens or 0,
-                         fields.cache_read_tokens or 0, fields.cache_write_tokens or 0)
-
-
-def _price_tokens(entry: ModelPrice, convention: str, input_tokens: int, output_tokens: int,
-                  cache_read: int, cache_write: int) -> Cost:
-    if convention == "included" and cache_read + cache_write > input_tokens:
-        convention = "separate"  # the counts cannot be inside the input: the SDK reported them beside it
-    uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
-    input_cost = uncached * entry.input + cache_read * entry.cache_read + cache_write * entry.cache_write
-    # Reasoning tokens are inside the output tokens (OpenTelemetry, OpenAI) and priced as output.
-    return Cost(input_cost, output_tokens * entry.output)
+    """The cost of one LLM call as exact Decimals; each token is priced exactly once."""
+    rates = Rates.of(entry)
+    paid_in, paid_out = rates.paid(convention, fields.input_tokens or 0, fields.output_tokens or 0,
+                                   fields.cache_read_tokens or 0, fields.cache_write_tokens or 0)
+    return Cost(Decimal(paid_in) / rates.scale, Decimal(paid_out) / rates.scale)
 
 
 @dataclass(frozen=True)
 class Rates:
     """A model's per-token prices as integers over one power of ten (`scale`).
 
-    The hot path prices with these: integer products are exact, and one int / int division
-    is a correctly rounded float, so each amount is bit for bit float() of the exact
-    Decimal that compute() returns, without Decimal arithmetic per span.
+    Both compute() and the stage's hot path price with these: integer products are exact,
+    and one int / int division is a correctly rounded float, so the stage writes bit for bit
+    float() of the Decimal amounts compute() returns, without Decimal arithmetic per span.
     """
 
     input: int
@@ -74,17 +66,22 @@ class Rates:
     def of(cls, entry: ModelPrice) -> "Rates":
         prices = (entry.input, entry.output, entry.cache_read, entry.cache_write)
         exponent = min(min(int(p.as_tuple().exponent) for p in prices), 0)
-        scale = 10 ** -exponent
-        return cls(*(int(p.scaleb(-exponent)) for p in prices), scale)  # scaleb only moves the exponent: exact
+        return cls(*(int(p.scaleb(-exponent)) for p in prices), 10 ** -exponent)  # scaleb only moves the exponent: exact
+
+    def paid(self, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
+             cache_write: int) -> tuple[int, int]:
+        """(input, output) cost in units of 1/scale USD; each token is priced exactly once."""
+        if convention == "included" and cache_read + cache_write > input_tokens:
+            convention = "separate"  # the counts cannot be inside the input: the SDK reported them beside it
+        uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
+        paid_in = uncached * self.input + cache_read * self.cache_read + cache_write * self.cache_write
+        # Reasoning tokens are inside the output tokens (OpenTelemetry, OpenAI) and priced as output.
+        return paid_in, output_tokens * self.output
 
     def price(self, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
               cache_write: int) -> tuple[float, float, float]:
-        """(input, output, total) in USD, as _price_tokens counts them."""
-        if convention == "included" and cache_read + cache_write > input_tokens:
-            convention = "separate"
-        uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
-        paid_in = uncached * self.input + cache_read * self.cache_read + cache_write * self.cache_write
-        paid_out = output_tokens * self.output
+        """(input, output, total) in USD as floats."""
+        paid_in, paid_out = self.paid(convention, input_tokens, output_tokens, cache_read, cache_write)
         return paid_in / self.scale, paid_out / self.scale, (paid_in + paid_out) / self.scale
 
 
@@ -125,17 +122,17 @@ class CostCalculator:
     def __init__(self, pricing: PricingTable) -> None:
         self.pricing = pricing
         self._unknown_logged: set[str] = set()
-        self._prices: dict[str, ModelPrice | None] = {}
-        self._rates: dict[int, Rates] = {}  # id(entry) -> its integer rates; entries live as long as the table
+        self._prices: dict[str, tuple[ModelPrice, Rates] | None] = {}
 
-    def _price(self, model: str) -> ModelPrice | None:
+    def _price(self, model: str) -> tuple[ModelPrice, Rates] | None:
         # Few distinct models reach a collector; the cache spares a pattern scan per span.
         if model in self._prices:
             return self._prices[model]
         entry = self.pricing.price(model)
+        priced = (entry, Rates.of(entry)) if entry is not None else None
         if len(self._prices) < MODEL_CACHE_LIMIT:
-            self._prices[model] = entry
-        return entry
+            self._prices[model] = priced
+        return priced
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         outcomes: Counter[str] = Counter()
@@ -165,15 +162,13 @@ class CostCalculator:
             return "no_tokens"
         provider = as_text(found[genai.S_PROVIDER])
         model = response_model or request_model
-        entry = self._price(model) if model else None
-        if entry is None and request_model and model != request_model:
-            entry = self._price(request_model)
-        if entry is None:
+        priced = self._price(model) if model else None
+        if priced is None and request_model and model != request_model:
+            priced = self._price(request_model)
+        if priced is None:
             self._unknown(model, provider)
             return "unknown_model"
-        rates = self._rates.get(id(entry))
-        if rates is None:
-            rates = self._rates[id(entry)] = Rates.of(entry)
+        entry, rates = priced
         amounts = rates.price(self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
                               as_count(found[genai.S_CACHE_READ_TOKENS]) or 0, as_count(found[genai.S_CACHE_WRITE_TOKENS]) or 0)
         attributes = span.attributes

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from collector.processors.cost import CostCalculator, Rates, _price_tokens, compute
-from collector.processors.pricing import load_pricing, normalise_model, parse_pricing
+from collector.processors.cost import Cost, CostCalculator, Rates, compute
+from collector.processors.pricing import ModelPrice, load_pricing, normalise_model, parse_pricing
 from common import genai
 from tests.collector.spans import batch, request, span_attributes
 
@@ -197,6 +197,25 @@ def test_the_cost_stage_reads_tokens_and_models_as_the_cross_walk_does(attrs: di
     assert _costs(attrs) == (float(expected.input), float(expected.output), float(expected.total))
 
 
+def _exact(entry: ModelPrice, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
+           cache_write: int) -> tuple[Decimal, Decimal]:
+    """(input, output) cost in plain Decimal arithmetic on the table's prices: the oracle."""
+    if convention == "included" and cache_read + cache_write > input_tokens:
+        convention = "separate"
+    uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
+    return (uncached * entry.input + cache_read * entry.cache_read + cache_write * entry.cache_write,
+            output_tokens * entry.output)
+
+
+def _assert_priced_exactly(entry: ModelPrice, convention: str, tokens: tuple[int, int, int, int]) -> None:
+    exact_in, exact_out = _exact(entry, convention, *tokens)
+    input_tokens, output_tokens, cache_read, cache_write = tokens
+    fields = genai.LlmFields(input_tokens=input_tokens, output_tokens=output_tokens, cache_read_tokens=cache_read,
+                             cache_write_tokens=cache_write)
+    assert compute(fields, entry, convention) == Cost(exact_in, exact_out)
+    assert Rates.of(entry).price(convention, *tokens) == (float(exact_in), float(exact_out), float(exact_in + exact_out))
+
+
 @given(input_tokens=st.integers(0, 10**9), output_tokens=st.integers(0, 10**9), cache_read=st.integers(0, 10**9),
        cache_write=st.integers(0, 10**9), convention=st.sampled_from(("included", "separate")),
        index=st.integers(0, len(TABLE.models) - 1))
@@ -204,17 +223,12 @@ def test_the_stage_s_integer_rates_give_exactly_the_decimal_amounts(
     input_tokens: int, output_tokens: int, cache_read: int, cache_write: int, convention: str, index: int,
 ) -> None:
     # The stage prices with integers over a power of ten; every amount must be float() of the
-    # exact Decimal that compute() gives, for every model of the table.
-    entry = TABLE.models[index]
-    exact = _price_tokens(entry, convention, input_tokens, output_tokens, cache_read, cache_write)
-    assert Rates.of(entry).price(convention, input_tokens, output_tokens, cache_read, cache_write) == (
-        float(exact.input), float(exact.output), float(exact.total))
+    # exact Decimal amount, for every model of the table.
+    _assert_priced_exactly(TABLE.models[index], convention, (input_tokens, output_tokens, cache_read, cache_write))
 
 
 @given(tokens=st.tuples(*[st.integers(0, 10**8)] * 4), convention=st.sampled_from(("included", "separate")))
 def test_integer_rates_are_exact_for_prices_with_many_decimals(tokens: tuple[int, int, int, int], convention: str) -> None:
     table = parse_pricing({"models": [{"pattern": "odd*", "input": "0.123456789", "output": "7.1",
                                        "cache_read": "0.0001", "cache_write": "1234.5"}]})
-    entry = table.models[0]
-    exact = _price_tokens(entry, convention, *tokens)
-    assert Rates.of(entry).price(convention, *tokens) == (float(exact.input), float(exact.output), float(exact.total))
+    _assert_priced_exactly(table.models[0], convention, tokens)
