@@ -85,7 +85,11 @@ def register_copy_dumpers(conn: psycopg.AsyncConnection | psycopg.Connection) ->
     conn.adapters.register_dumper(None, BytesBinaryDumper)
 
 
-async def use_lz4(conn: psycopg.AsyncConnection) -> bool:
+USE_LZ4 = "SET default_toast_compression = 'lz4'"
+NO_LZ4 = (errors.InvalidParameterValue, errors.FeatureNotSupported)  # a server built without lz4
+
+
+async def use_lz4(conn: psycopg.AsyncConnection) -> None:
     """Compress this session's TOASTed values (the attribute documents of LLM spans, often
     over the ~2 KB TOAST threshold) with lz4 instead of pglz, where the server has lz4.
 
@@ -96,10 +100,9 @@ async def use_lz4(conn: psycopg.AsyncConnection) -> bool:
     transaction block (the connection is autocommit).
     """
     try:
-        await conn.execute("SET default_toast_compression = 'lz4'")
-    except (errors.InvalidParameterValue, errors.FeatureNotSupported):
-        return False  # a server built without lz4: pglz, as before
-    return True
+        await conn.execute(USE_LZ4)
+    except NO_LZ4:
+        pass  # pglz, as before
 
 
 def _day(ns: int) -> date:

@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.storage.bench_writer import copy_spans
 from storage.decode import request_rows
-from storage.writer import register_copy_dumpers
+from storage.writer import NO_LZ4, USE_LZ4, register_copy_dumpers
 
 
 def raw_copy_ceiling(dsn: str, requests: list[ExportTraceServiceRequest]) -> dict:
@@ -21,8 +21,8 @@ def raw_copy_ceiling(dsn: str, requests: list[ExportTraceServiceRequest]) -> dic
     with psycopg.connect(dsn) as conn:
         register_copy_dumpers(conn)
         try:  # as the writer's session does (storage.writer.use_lz4)
-            conn.execute("SET default_toast_compression = 'lz4'")
-        except (psycopg.errors.InvalidParameterValue, psycopg.errors.FeatureNotSupported):
+            conn.execute(USE_LZ4)
+        except NO_LZ4:
             conn.rollback()
         conn.execute("TRUNCATE spans, span_events, span_links, span_rollups_1m")
         conn.execute("SELECT observatory_ensure_partitions(current_date - 2, current_date + 1)")

@@ -44,12 +44,17 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
+def _stat_cpu(stat: str) -> float:
+    """User + system CPU seconds from the text of /proc/PID/stat (fields after the command)."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def cpu_seconds(pid: int) -> float:
     total = 0.0
     for p in _tree(pid):
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            total += _stat_cpu(Path(f"/proc/{p}/stat").read_text())
         except (OSError, IndexError, ValueError):
             pass
     return total
@@ -69,8 +74,7 @@ def cpu_by_command(names: tuple[str, ...]) -> dict[str, float]:
             continue
         command = stat[stat.index("(") + 1:stat.rindex(")")]
         if command in totals:
-            fields = stat.rsplit(")", 1)[1].split()
-            totals[command] += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            totals[command] += _stat_cpu(stat)
     return totals
 
 

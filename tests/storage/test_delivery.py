@@ -15,9 +15,9 @@ import psycopg
 import pytest
 import redis as redis_sync
 
-from common.stream import StreamEntry, StreamKeys
+from common.stream import StreamKeys
 from tests.conftest import Database
-from tests.storage.support import _PUBLISH, Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
+from tests.storage.support import Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
 from tests.support import ServiceProcess, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -184,6 +184,7 @@ def _waiting_on_a_lock(dsn: str) -> bool:
                            "AND wait_event_type = 'Lock'").fetchone()
     return bool(row and row[0])
 
+
 def test_an_entry_whose_delivery_reply_was_lost_is_read_again_long_before_claim_idle(
     fresh_database: Database, redis_prefix: str, redis_client: redis_sync.Redis, tmp_path: Path,
     started: list[ServiceProcess],
@@ -199,9 +200,8 @@ def test_an_entry_whose_delivery_reply_was_lost_is_read_again_long_before_claim_
     publisher = Publisher(redis_client, keys)
     total = publish_traces(publisher, entries=2)
     wait_for(lambda: span_counts(fresh_database.admin_dsn)[0] == total, 20, 0.05, "the first entries to be stored")
-    entry = StreamEntry(request(trace_ids(10)).SerializeToString(), 30, time.time_ns())
     transaction = redis_client.pipeline(transaction=True)
-    transaction.eval(_PUBLISH, 2, keys.stream(0), keys.backlog(0), 1, entry.body, entry.spans, entry.received_ns)
+    Publisher(transaction, keys).publish(request(trace_ids(10)))  # queued in the MULTI: 30 spans
     transaction.xreadgroup("storage", "w-lost", {keys.stream(0): ">"}, count=1)
     lost_id, delivered = transaction.execute()
     assert delivered[0][1][0][0] == lost_id  # delivered to the writer's name, not to the writer
