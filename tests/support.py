@@ -79,6 +79,21 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
         return exc.code, exc.read()
 
 
+class OtlpEndpoints:
+    """The OTLP addresses of a collector on 127.0.0.1; the subclass holds its two ports."""
+
+    http_port: int
+    grpc_port: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}/v1/traces"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+
 @dataclass
 class ServiceProcess:
     """One of the real services (`python -m NAME`) running as a child process."""

@@ -21,24 +21,16 @@ from collector.settings import CollectorSettings
 from common.settings import load
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from tests.conftest import REDIS_URL
-from tests.support import free_port
+from tests.support import OtlpEndpoints, free_port
 
 
 @dataclass
-class Receivers:
+class Receivers(OtlpEndpoints):
     settings: CollectorSettings
     keys: StreamKeys
     redis: redis_sync.Redis
     http_port: int
     grpc_port: int
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/v1/traces"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     def published(self) -> list[ExportTraceServiceRequest]:
         """Every request on the span stream, oldest first."""

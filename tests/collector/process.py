@@ -7,22 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import REDIS_URL
-from tests.support import ServiceProcess, free_port, service_env
+from tests.support import OtlpEndpoints, ServiceProcess, free_port, service_env
 
 
 @dataclass
-class CollectorProcess:
+class CollectorProcess(OtlpEndpoints):
     service: ServiceProcess
     http_port: int
     grpc_port: int
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/v1/traces"
-
-    @property
-    def grpc_target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def pid(self) -> int:
