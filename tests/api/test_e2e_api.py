@@ -25,7 +25,7 @@ def stack(fresh_database: Database, redis_prefix: str, tmp_path: Path) -> Iterat
 
 
 def test_searches_find_what_the_sdk_sent(stack: Stack) -> None:
-    sent = send_llm_trace("grpc", stack.grpc_endpoint, service="e2e-api")
+    sent = send_llm_trace("grpc", stack.grpc_target, service="e2e-api")
     body = stack.trace(sent.trace_id, spans=3)
     assert [s["name"] for s in body["spans"]] == ["POST /chat", "retrieve documents", "chat gpt-4o-mini"]
     assert body["summary"]["error_count"] == 1 and body["summary"]["input_tokens"] == 1200

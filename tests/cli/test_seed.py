@@ -93,7 +93,7 @@ def test_seed_via_otlp_goes_through_the_collector_into_the_database(
 
     stack = start_stack(fresh_database, redis_prefix, tmp_path)
     try:
-        endpoint = stack.grpc_endpoint if protocol == "grpc" else stack.http_endpoint
+        endpoint = stack.grpc_target if protocol == "grpc" else stack.http_url
         outcome = cli("seed", "--count", "700", "--end", END, "--protocol", protocol, "--endpoint", endpoint,
                       "--concurrency", "3", "--quiet", **cli_env(fresh_database.admin_dsn, redis_prefix))
         assert outcome.code == 0, outcome.err

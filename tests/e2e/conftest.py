@@ -11,11 +11,11 @@ import pytest
 
 from api.keys import entry_for, new_key
 from tests.conftest import REDIS_URL, Database
-from tests.support import ServiceProcess, free_port, http_get, service_env, wait_for
+from tests.support import OtlpEndpoints, ServiceProcess, free_port, http_get, service_env, wait_for
 
 
 @dataclass
-class Stack:
+class Stack(OtlpEndpoints):
     database: Database
     prefix: str
     env: dict[str, str]
@@ -26,14 +26,6 @@ class Stack:
     http_port: int
     api_port: int
     api_key: str
-
-    @property
-    def grpc_endpoint(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def http_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}/v1/traces"
 
     def api_get(self, path: str) -> tuple[int, object]:
         status, body = http_get(f"http://127.0.0.1:{self.api_port}{path}", headers=self.api_headers)

@@ -36,7 +36,7 @@ def send(protocol: str, endpoint: str, service: str) -> dict:
 
 @pytest.mark.parametrize("protocol", ["grpc", "proto", "json"])
 def test_javascript_sdk_trace_round_trips(stack: Stack, protocol: str) -> None:
-    endpoint = f"http://127.0.0.1:{stack.grpc_port}" if protocol == "grpc" else stack.http_endpoint
+    endpoint = f"http://127.0.0.1:{stack.grpc_port}" if protocol == "grpc" else stack.http_url
     sent = send(protocol, endpoint, f"node-{protocol}")
     body = stack.trace(sent["trace_id"], spans=2)
     spans = {s["name"]: s for s in body["spans"]}

@@ -44,7 +44,7 @@ def test_pii_is_redacted_cost_added_and_tail_sampling_keeps_the_error(fresh_data
     stack = start_stack(fresh_database, redis_prefix, tmp_path, ENABLE_SAMPLING="true", SAMPLING_PERCENTAGE="100",
                         TAIL_SAMPLING="true", TAIL_DECISION_WAIT="0.3", TAIL_PERCENTAGE="0")
     try:
-        kept, dropped = _send(stack.grpc_endpoint)
+        kept, dropped = _send(stack.grpc_target)
         trace = stack.trace(kept, 1)
         span = trace["spans"][0]
         attrs = span["attributes"]
@@ -67,7 +67,7 @@ def test_sigterm_publishes_the_traces_tail_sampling_holds(fresh_database: Databa
     stack = start_stack(fresh_database, redis_prefix, tmp_path, TAIL_SAMPLING="true", TAIL_DECISION_WAIT="600", TAIL_PERCENTAGE="100")
     try:
         provider = TracerProvider(resource=Resource.create({"service.name": "held"}))
-        provider.add_span_processor(SimpleSpanProcessor(exporter("http", stack.http_endpoint)))
+        provider.add_span_processor(SimpleSpanProcessor(exporter("http", stack.http_url)))
         with provider.get_tracer("tests.e2e").start_as_current_span("quiet work") as span:
             trace_id = format(span.get_span_context().trace_id, "032x")
         provider.shutdown()

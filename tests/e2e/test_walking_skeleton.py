@@ -59,7 +59,7 @@ def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
 def test_sdk_trace_round_trips(stack: Stack, protocol: str) -> None:
-    endpoint = stack.grpc_endpoint if protocol == "grpc" else stack.http_endpoint
+    endpoint = stack.grpc_target if protocol == "grpc" else stack.http_url
     sent = send_llm_trace(protocol, endpoint, service=f"svc-{protocol}")
     body = stack.trace(sent.trace_id, spans=3)
     assert_trace_matches(body, sent, f"svc-{protocol}")
@@ -76,7 +76,7 @@ def test_unknown_and_malformed_trace_ids(stack: Stack) -> None:
 
 def test_spans_wait_in_the_stream_while_the_writer_is_down(stack: Stack, tmp_path: Path) -> None:
     assert stack.storage.stop() == 0  # graceful stop exits 0
-    sent = send_llm_trace("grpc", stack.grpc_endpoint, service="while-down")
+    sent = send_llm_trace("grpc", stack.grpc_target, service="while-down")
     client = redis_sync.Redis.from_url(REDIS_URL)
     stream = StreamKeys(stack.prefix).stream(0)
     # The export was acknowledged, so its entry is on the stream, not yet read by the group.

@@ -37,7 +37,7 @@ def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database: Database = create_database()
     prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
     stack = start_stack(database, prefix, tmp_path_factory.mktemp("fuzz"))
-    post(stack.http_endpoint, VALID)  # warm up before taking the memory baseline
+    post(stack.http_url, VALID)  # warm up before taking the memory baseline
     FUZZ_RSS_START.append(rss_bytes(stack.collector.proc.pid))
     yield stack
     stack.stop()
@@ -77,7 +77,7 @@ def test_http_protobuf_bodies(fuzz_stack: Stack, data: st.DataObject) -> None:
     body = data.draw(st.one_of(st.binary(max_size=2048), st.just(None)))
     if body is None:
         body = mutate(data, VALID)
-    status, _, _ = post(fuzz_stack.http_endpoint, body)
+    status, _, _ = post(fuzz_stack.http_url, body)
     assert status in HTTP_ALLOWED
     assert fuzz_stack.collector.proc.poll() is None
 
@@ -94,7 +94,7 @@ def test_http_json_bodies(fuzz_stack: Stack, data: st.DataObject) -> None:
     ))
     if body is None:
         body = mutate(data, VALID_JSON)
-    status, _, _ = post(fuzz_stack.http_endpoint, body, content_type="application/json")
+    status, _, _ = post(fuzz_stack.http_url, body, content_type="application/json")
     assert status in HTTP_ALLOWED
     assert fuzz_stack.collector.proc.poll() is None
 
@@ -105,7 +105,7 @@ def test_grpc_bodies(fuzz_stack: Stack, data: st.DataObject) -> None:
     body = data.draw(st.one_of(st.binary(max_size=2048), st.just(None)))
     if body is None:
         body = mutate(data, VALID)
-    client = GrpcClient(fuzz_stack.grpc_endpoint)
+    client = GrpcClient(fuzz_stack.grpc_target)
     try:
         assert client.export(body) in GRPC_ALLOWED
     finally:
@@ -116,5 +116,5 @@ def test_grpc_bodies(fuzz_stack: Stack, data: st.DataObject) -> None:
 def test_collector_survived_the_fuzzing_with_bounded_memory(fuzz_stack: Stack) -> None:
     # Runs after the fuzz tests in this module (pytest keeps file order).
     assert_alive_and_bounded(fuzz_stack, FUZZ_RSS_START[0])
-    status, _, _ = post(fuzz_stack.http_endpoint, VALID)
+    status, _, _ = post(fuzz_stack.http_url, VALID)
     assert status == 200

@@ -28,7 +28,7 @@ def test_postgres_restart_mid_load(private_postgres: PrivatePostgres, redis_pref
     database = create_database(server=private_postgres.admin_dsn)
     stack = start_stack(database, redis_prefix, tmp_path, BATCH_SIZE="200")
     try:
-        load = Load(make_spans(4000, "pg-restart"), "grpc", stack.grpc_endpoint, per_request=40, senders=2).start()
+        load = Load(make_spans(4000, "pg-restart"), "grpc", stack.grpc_target, per_request=40, senders=2).start()
         wait_for(lambda: total_spans(database.admin_dsn) > 0, 30, 0.02, "the first rows")
         private_postgres.restart(down_for=2.0)
         result = load.join()
@@ -46,7 +46,7 @@ def _redis_crash(tmp_path: Path, fresh_database: Database, redis_prefix: str, ap
     server = PrivateRedis(tmp_path / "redis", appendfsync=appendfsync).start()
     stack = start_stack(fresh_database, redis_prefix, tmp_path, REDIS_URL=server.url, RETRY_AFTER="1", CLAIM_IDLE="2")
     try:
-        load = Load(make_spans(4000, f"redis-{appendfsync}"), "grpc", stack.grpc_endpoint, per_request=40,
+        load = Load(make_spans(4000, f"redis-{appendfsync}"), "grpc", stack.grpc_target, per_request=40,
                     senders=2, timeout=60).start()
         started = time.monotonic()
         wait_for(lambda: len(load.result.acknowledged) > 1000, 30, 0.01, "a quarter of the load acknowledged")

@@ -23,7 +23,7 @@ RSS_GROWTH_LIMIT = 64 * 1024 * 1024  # the collector holds nothing: its memory m
 
 def test_twice_the_backlog_limit_gets_only_retryable_refusals(fresh_database: Database, redis_prefix: str, tmp_path: Path) -> None:
     stack = start_stack(fresh_database, redis_prefix, tmp_path, MAX_QUEUE_SIZE=str(MAX_QUEUE))
-    grpc_client = GrpcClient(stack.grpc_endpoint)
+    grpc_client = GrpcClient(stack.grpc_target)
     try:
         assert stack.storage.stop() == 0  # the slowest writer: none at all while the load runs
         pid = stack.collector.proc.pid
@@ -34,7 +34,7 @@ def test_twice_the_backlog_limit_gets_only_retryable_refusals(fresh_database: Da
         for n in range(2 * MAX_QUEUE // PER_REQUEST):
             body = request_with_spans(PER_REQUEST, seed=n).SerializeToString()
             if n % 2:
-                status, headers, _ = post(stack.http_endpoint, body)
+                status, headers, _ = post(stack.http_url, body)
                 if status == 200:
                     accepted += PER_REQUEST
                 else:
@@ -57,7 +57,7 @@ def test_twice_the_backlog_limit_gets_only_retryable_refusals(fresh_database: Da
         stack.storage.start().wait_ready()
         wait_for(lambda: total_spans(fresh_database.admin_dsn) == accepted, 60, 0.1, f"{accepted} accepted spans stored")
         # With the backlog drained the collector accepts again.
-        wait_for(lambda: post(stack.http_endpoint, request_with_spans(1).SerializeToString())[0] == 200, 10, 0.1,
+        wait_for(lambda: post(stack.http_url, request_with_spans(1).SerializeToString())[0] == 200, 10, 0.1,
                  "the collector to accept again")
     finally:
         grpc_client.close()

@@ -48,7 +48,7 @@ def test_no_planted_pii_reaches_the_database(fresh_database: Database, redis_pre
     try:
         payloads = [Payload(r.SerializeToString(), sum(len(s.spans) for rs in r.resource_spans for s in rs.scope_spans))
                     for r in requests]
-        sent = asyncio.run(send_all(payloads, "http/protobuf", stack.http_endpoint, concurrency=4))
+        sent = asyncio.run(send_all(payloads, "http/protobuf", stack.http_url, concurrency=4))
         assert sent.failed_spans == 0 and sent.spans + sent.rejected_spans == SPANS, sent.errors
         wait_for(lambda: total_spans(fresh_database.admin_dsn) == sent.spans, 180, 0.5, "every span stored")
     finally:

@@ -32,7 +32,7 @@ def test_writer_killed_mid_load_loses_and_doubles_nothing(fresh_database: Databa
     # back only through XAUTOCLAIM: CLAIM_IDLE is short to keep the test short.
     stack = start_stack(fresh_database, redis_prefix, tmp_path, CLAIM_IDLE="2", BATCH_SIZE="500")
     try:
-        load = Load(make_spans(SPANS, "kill-writer"), "grpc", stack.grpc_endpoint, per_request=50).start()
+        load = Load(make_spans(SPANS, "kill-writer"), "grpc", stack.grpc_target, per_request=50).start()
         wait_for(lambda: total_spans(fresh_database.admin_dsn) > 0, 30, 0.02, "the first rows")
         stack.storage.kill()  # SIGKILL: no flush, no ack
         wait_for(lambda: load.sent_requests > len(load.chunks) // 2, 60, 0.05, "half the load to be sent")
@@ -49,7 +49,7 @@ def test_writer_killed_mid_load_loses_and_doubles_nothing(fresh_database: Databa
 def test_collector_killed_mid_load_sdk_retries_deliver(fresh_database: Database, redis_prefix: str, tmp_path: Path, protocol: str) -> None:
     stack = start_stack(fresh_database, redis_prefix, tmp_path)
     try:
-        endpoint = stack.grpc_endpoint if protocol == "grpc" else stack.http_endpoint
+        endpoint = stack.grpc_target if protocol == "grpc" else stack.http_url
         load = Load(make_spans(3000, f"kill-collector-{protocol}"), protocol, endpoint, per_request=25, timeout=60).start()
         wait_for(lambda: load.result.requests_ok > 10, 30, 0.01, "some exports to succeed")
         stack.collector.kill()
