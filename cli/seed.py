@@ -19,9 +19,9 @@ from cli.loadgen.send import PROTOCOLS, SendResult, default_endpoint, send_all
 from cli.progress import Bar
 from cli.settings import CliSettings
 
-SHIPPED_PRICING = (
-    Path(__file__).resolve().parent.parent / "collector" / "pricing.json",
-)
+# Prices come from genai-prices, which prices every built-in model; a PRICING_FILE's literal
+# model names are used instead when one is set (your private models then get traffic).
+SHIPPED_PRICING: tuple[Path, ...] = ()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

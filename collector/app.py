@@ -20,7 +20,7 @@ from collector.inflight import InflightBudget
 from collector.pipeline import Pipeline, Processor
 from collector.processors import configure
 from collector.processors.cost import CostCalculator
-from collector.processors.pricing import load_pricing
+from collector.processors.pricing import load_price_book
 from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
 from collector.processors.tail_sampling import TailSampler
@@ -48,7 +48,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     if settings.enable_pii_detection:
         processors.append(Redactor(configure.redaction(settings)))
     if settings.enable_cost_calculation:
-        processors.append(CostCalculator(load_pricing(settings.pricing_file)))
+        processors.append(CostCalculator(load_price_book(settings.pricing_file), settings.sdk_cost_policy))
     if settings.tail_sampling:
         processors.append(TailSampler(configure.tail_sampling(settings), exporter))
     inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)

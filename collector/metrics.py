@@ -31,3 +31,9 @@ COST_SPANS = Counter(
     "observatory_collector_cost_spans_total", "LLM spans seen by the cost stage, by outcome (priced, sdk_cost, unknown_model, no_tokens)",
     ["outcome"],
 )
+COST_UNPRICED = Counter(
+    "observatory_collector_cost_unpriced_spans_total",
+    "LLM spans with tokens whose model has no price (genai-prices nor PRICING_FILE), by model; "
+    "after 200 distinct names the rest count as model=\"other\"",
+    ["model"],
+)

@@ -48,5 +48,6 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     redaction_patterns_file: str | None = env("REDACTION_PATTERNS_FILE", None, "JSON file of your own detectors: {\"name\": \"regex\", ...}")
     redaction_drop_llm_content: bool = env("REDACTION_DROP_LLM_CONTENT", False, "Delete LLM prompt and completion content attributes entirely")
     redaction_summary: str = env("REDACTION_SUMMARY", "debug", "Summary attributes on redacted spans: debug (redaction.masked/redacted.count and .keys), info (counts only), silent (none)", choices=("debug", "info", "silent"))
-    enable_cost_calculation: bool = env("ENABLE_COST_CALCULATION", True, "Compute LLM cost from token counts and the pricing table")
-    pricing_file: str | None = env("PRICING_FILE", None, "JSON pricing table that replaces the shipped collector/pricing.json")
+    enable_cost_calculation: bool = env("ENABLE_COST_CALCULATION", True, "Compute LLM cost from token counts and prices (the genai-prices library's bundled data, read at start, no network)")
+    pricing_file: str | None = env("PRICING_FILE", None, "JSON file of your own prices, layered over genai-prices: model patterns, per-token-type prices per 1M tokens, effective_from per entry (docs/COLLECTOR_PROCESSING.md; example: docs/pricing.example.json)")
+    sdk_cost_policy: str = env("SDK_COST_POLICY", "plausible", "Whose cost a span keeps when its SDK sent one: plausible (the SDK's unless it is 0 with tokens used, or no price is known), always (the SDK's), never (the computed one); both are stored", choices=("plausible", "always", "never"))

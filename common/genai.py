@@ -1,8 +1,21 @@
-"""Where LLM facts live in span attributes: the GenAI / OpenInference cross-walk.
+"""Where LLM facts live in telemetry attributes, and what they mean once read: one layer for
+every convention.
 
-OpenTelemetry GenAI names (`gen_ai.*`) win; older GenAI names and OpenInference names
-(`llm.*`) are read where the current ones are absent. The collector's cost processor and
-the storage writer's columns both read through this one table.
+Span attributes and log-record attributes alike go through `extract` (a dict of attribute
+values) or, on a hot path that walks protobuf attributes itself, through `SLOTS` and
+`normalize`. Each concept lists its names in precedence order: OpenTelemetry GenAI's current
+names, then its older ones, then OpenLLMetry's, OpenLIT's and OpenInference's (`llm.*`,
+`embedding.*`). The table in docs/COLLECTOR_PROCESSING.md ("GenAI attributes") is this one.
+
+What the layer settles so that nothing after it has to:
+- token counts follow OpenTelemetry's meaning: input tokens include cache reads and cache
+  writes, output tokens include reasoning tokens. A span that reports cache counts beside its
+  input (Anthropic's native API, passed through as it is) is recognised and summed
+  (`cache_beside_input`), so no token is priced twice or missed;
+- the provider, when the span names none, is inferred from the model name;
+- cost: what the collector computed (`observatory.cost.*`) and what the SDK sent
+  (`gen_ai.usage.cost.amount`, OpenLIT's `gen_ai.usage.cost`, OpenInference's `llm.cost.*`)
+  are read apart, so both can be kept.
 """
 
 from __future__ import annotations
@@ -12,47 +25,112 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 PROVIDER = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model_name")
-RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model", "llm.model_name")
+REQUEST_MODEL = ("gen_ai.request.model", "llm.request.model_name", "llm.request.model")
+RESPONSE_MODEL = ("gen_ai.response.model", "llm.response.model", "llm.response.model_name", "llm.model_name",
+                  "embedding.model_name")
 OPERATION = ("gen_ai.operation.name", "llm.request.type", "openinference.span.kind")
-INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
-OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion")
-TOTAL_TOKENS = ("llm.usage.total_tokens", "llm.token_count.total")
+INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.usage.prompt_tokens",
+                "llm.token_count.prompt")
+OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.usage.completion_tokens",
+                 "llm.token_count.completion")
+TOTAL_TOKENS = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens", "llm.token_count.total",
+                "gen_ai.client.token.usage")
 CACHE_READ_TOKENS = (
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_read_input_tokens",
+    "llm.usage.cache_read_input_tokens",
     "llm.token_count.prompt_details.cache_read",
 )
 CACHE_WRITE_TOKENS = (
+    "gen_ai.usage.cache_write.input_tokens",  # the name after semantic conventions v1.41
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    "llm.usage.cache_creation_input_tokens",
     "llm.token_count.prompt_details.cache_write",
 )
-REASONING_TOKENS = ("gen_ai.usage.reasoning.output_tokens", "llm.token_count.completion_details.reasoning")
+REASONING_TOKENS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
+                    "llm.usage.reasoning_tokens", "llm.token_count.completion_details.reasoning")
 
-# Cost in USD. An SDK may send these; the collector's cost processor writes the
-# OpenInference names when they are absent, and the writer stores them in cost columns.
-COST_INPUT = ("llm.cost.prompt",)
-COST_OUTPUT = ("llm.cost.completion",)
-COST_TOTAL = ("gen_ai.usage.cost", "llm.cost.total")
+# Cost an SDK sent, in USD. gen_ai.usage.cost.amount is the proposed convention (with
+# .currency); gen_ai.usage.cost is OpenLIT's (0 when it has no price list, which is offline).
+SDK_COST_TOTAL = ("gen_ai.usage.cost.amount", "gen_ai.usage.cost", "llm.cost.total")
+SDK_COST_INPUT = ("llm.cost.prompt",)
+SDK_COST_OUTPUT = ("llm.cost.completion",)
+SDK_COST_CURRENCY = ("gen_ai.usage.cost.currency",)
+
+# Cost the collector computed (collector/processors/cost.py writes these; the storage writer
+# reads them into typed columns). Amounts in USD.
+COST_INPUT = ("observatory.cost.input_usd",)  # input tokens that were neither cache reads nor writes
+COST_CACHE_READ = ("observatory.cost.cache_read_usd",)
+COST_CACHE_WRITE = ("observatory.cost.cache_write_usd",)
+COST_OUTPUT = ("observatory.cost.output_usd",)  # output tokens that were not reasoning tokens
+COST_REASONING = ("observatory.cost.reasoning_usd",)
+COST_TOTAL = ("observatory.cost.total_usd",)  # the figure used: computed, or the SDK's when it won
+COST_SOURCE = ("observatory.cost.source",)  # computed | override | sdk
+COST_PRICE_REF = ("observatory.cost.price_ref",)  # which price: "genai-prices 0.2.3 openai/gpt-4o-mini"
+COST_PRICE_DATE = ("observatory.cost.price_date",)  # the price's effective-from day, YYYY-MM-DD
+# The span's own provider and normalised input, as the cost stage read them, so the writer
+# stores exactly what was priced.
+INPUT_TOKENS_NORMALIZED = ("observatory.usage.input_tokens",)
+
+SOURCES = ("computed", "override", "sdk")
 
 # Every concept's names in precedence order; a key's slot is its concept and its rank its
-# place in that order. Readers fill the slots in one pass over a span's attributes and keep
-# the best-ranked non-empty value per slot, which is what reading the names in order gives.
+# place in that order. Readers fill the slots in one pass over the attributes and keep the
+# best-ranked non-empty value per slot, which is what reading the names in order gives.
 CONCEPTS = (
     PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, OPERATION, INPUT_TOKENS, OUTPUT_TOKENS, TOTAL_TOKENS,
-    CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, REASONING_TOKENS, COST_INPUT, COST_OUTPUT, COST_TOTAL,
+    CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, REASONING_TOKENS,
+    SDK_COST_TOTAL, SDK_COST_INPUT, SDK_COST_OUTPUT, SDK_COST_CURRENCY,
+    COST_INPUT, COST_CACHE_READ, COST_CACHE_WRITE, COST_OUTPUT, COST_REASONING, COST_TOTAL,
+    COST_SOURCE, COST_PRICE_REF, COST_PRICE_DATE, INPUT_TOKENS_NORMALIZED,
 )
 (S_PROVIDER, S_REQUEST_MODEL, S_RESPONSE_MODEL, S_OPERATION, S_INPUT_TOKENS, S_OUTPUT_TOKENS, S_TOTAL_TOKENS,
- S_CACHE_READ_TOKENS, S_CACHE_WRITE_TOKENS, S_REASONING_TOKENS, S_COST_INPUT, S_COST_OUTPUT, S_COST_TOTAL) = range(len(CONCEPTS))
+ S_CACHE_READ_TOKENS, S_CACHE_WRITE_TOKENS, S_REASONING_TOKENS,
+ S_SDK_COST_TOTAL, S_SDK_COST_INPUT, S_SDK_COST_OUTPUT, S_SDK_COST_CURRENCY,
+ S_COST_INPUT, S_COST_CACHE_READ, S_COST_CACHE_WRITE, S_COST_OUTPUT, S_COST_REASONING, S_COST_TOTAL,
+ S_COST_SOURCE, S_COST_PRICE_REF, S_COST_PRICE_DATE, S_INPUT_NORMALIZED) = range(len(CONCEPTS))
 SLOTS = {key: (slot, rank) for slot, keys in enumerate(CONCEPTS) for rank, key in enumerate(keys)}
 UNRANKED = max(len(keys) for keys in CONCEPTS)  # worse than every real rank
 ALL_KEYS = frozenset(SLOTS)
+# What the collector writes: a reprice or a second collector must not read them as input.
+COMPUTED_SLOTS = frozenset(range(S_COST_INPUT, S_INPUT_NORMALIZED + 1))
+COMPUTED_KEYS = frozenset(key for key, (slot, _) in SLOTS.items() if slot in COMPUTED_SLOTS)
+
+# Instrumentation scopes known to report Anthropic-style usage (cache counts beside the input
+# tokens) as the API sent it. Every library recorded in tests/fixtures/genai (OpenInference,
+# OpenLLMetry, Logfire, OpenLIT, the anthropic SDK's own spans; 2026-12) adds them in, as the
+# GenAI conventions ask. A span whose cache counts exceed its input is read as "beside" whatever
+# its scope. PRICING_FILE's "cache_beside_input_scopes" adds names.
+CACHE_BESIDE_INPUT_SCOPES: frozenset[str] = frozenset()
+
+# Model-name prefixes -> the provider (OpenTelemetry's gen_ai.provider.name values) for spans
+# that name no provider. Longest prefix first.
+_PROVIDER_BY_PREFIX = tuple(sorted((
+    ("gpt-", "openai"), ("chatgpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"),
+    ("text-embedding-", "openai"), ("davinci", "openai"), ("babbage", "openai"), ("whisper", "openai"),
+    ("dall-e", "openai"), ("tts-", "openai"), ("omni-moderation", "openai"), ("codex-", "openai"),
+    ("ft:gpt-", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "gcp.gemini"), ("gemma", "gcp.gemini"), ("text-embedding-004", "gcp.gemini"),
+    ("mistral", "mistral_ai"), ("mixtral", "mistral_ai"), ("codestral", "mistral_ai"), ("ministral", "mistral_ai"),
+    ("pixtral", "mistral_ai"), ("magistral", "mistral_ai"), ("devstral", "mistral_ai"), ("open-mistral", "mistral_ai"),
+    ("command", "cohere"), ("embed-english", "cohere"), ("embed-multilingual", "cohere"), ("rerank-", "cohere"),
+    ("deepseek", "deepseek"), ("grok", "x_ai"), ("sonar", "perplexity"),
+    ("anthropic.", "aws.bedrock"), ("us.anthropic.", "aws.bedrock"), ("eu.anthropic.", "aws.bedrock"),
+    ("amazon.", "aws.bedrock"), ("meta.llama", "aws.bedrock"),
+), key=lambda pair: -len(pair[0])))
 
 
 class LlmFields(NamedTuple):
-    """One span's LLM facts. A NamedTuple: the writer makes one per LLM span, and a frozen
-    dataclass's __init__ cost a tenth of decode time."""
+    """One span's (or log record's) LLM facts, normalised. A NamedTuple: the writer makes one
+    per LLM span, and a frozen dataclass's __init__ cost a tenth of decode time.
+
+    input_tokens include cache reads and writes; output_tokens include reasoning tokens.
+    The cost_* components are the collector's computed prices (None when it had none);
+    cost_total_usd is the figure used and cost_source says whose it is; cost_sdk_usd is what
+    the SDK sent, kept whichever won.
+    """
 
     provider: str | None = None
     request_model: str | None = None
@@ -65,16 +143,32 @@ class LlmFields(NamedTuple):
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     cost_input_usd: Decimal | None = None
+    cost_cache_read_usd: Decimal | None = None
+    cost_cache_write_usd: Decimal | None = None
     cost_output_usd: Decimal | None = None
+    cost_reasoning_usd: Decimal | None = None
     cost_total_usd: Decimal | None = None
+    cost_source: str | None = None
+    cost_sdk_usd: Decimal | None = None
+    cost_price_ref: str | None = None
+    cost_price_date: str | None = None
+    provider_inferred: bool = False
 
     @property
     def is_llm(self) -> bool:
         return self.request_model is not None or self.response_model is not None or self.input_tokens is not None
 
+    @property
+    def model(self) -> str | None:
+        """The model that answered, else the one asked for."""
+        return self.response_model or self.request_model
+
 
 def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def _int(value: Any) -> int | None:
@@ -106,11 +200,98 @@ def _money(value: Any) -> Decimal | None:
     return amount
 
 
-def extract(attrs: Mapping[str, Any]) -> LlmFields:
-    """The LLM facts of one span's attributes (values as OTLP decodes them)."""
+as_money = _money
+
+
+def infer_provider(model: str | None) -> str | None:
+    """The provider a model name belongs to, for spans that name none (gen_ai.provider.name values)."""
+    if not model:
+        return None
+    name = model.strip().lower()
+    if "/" in name:  # "openai/gpt-4o", "models/gemini-2.5-pro": the part before the slash may say
+        head, _, tail = name.partition("/")
+        if head in ("openai", "anthropic", "mistral", "cohere", "deepseek", "google", "x-ai", "perplexity"):
+            return {"mistral": "mistral_ai", "google": "gcp.gemini", "x-ai": "x_ai"}.get(head, head)
+        name = name.rsplit("/", 1)[-1]
+    for prefix, provider in _PROVIDER_BY_PREFIX:
+        if name.startswith(prefix):
+            return provider
+    return None
+
+
+def cache_beside_input(input_tokens: int, cache_read: int, cache_write: int, scope_name: str | None,
+                       beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> bool:
+    """Whether the span counted cache reads and writes beside its input tokens (Anthropic's
+    native usage) rather than inside them (OpenTelemetry, OpenAI)."""
+    if cache_read + cache_write > input_tokens:
+        return True  # they cannot be inside it
+    return bool(scope_name) and scope_name in beside_scopes
+
+
+def normalize(found: list[Any], scope_name: str | None = None,
+              beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> LlmFields:
+    """The LLM facts from the values `SLOTS` picked (a list indexed by slot)."""
+    provider = _text(found[S_PROVIDER])
+    request_model = _text(found[S_REQUEST_MODEL])
+    response_model = _text(found[S_RESPONSE_MODEL])
+    inferred = False
+    if provider is None:
+        provider = infer_provider(response_model or request_model)
+        inferred = provider is not None
+    else:
+        provider = provider.lower()
+    input_tokens = _int(found[S_INPUT_TOKENS])
+    output_tokens = _int(found[S_OUTPUT_TOKENS])
+    cache_read = _int(found[S_CACHE_READ_TOKENS])
+    cache_write = _int(found[S_CACHE_WRITE_TOKENS])
+    reasoning = _int(found[S_REASONING_TOKENS])
+    normalized_input = _int(found[S_INPUT_NORMALIZED])
+    if normalized_input is not None:  # the collector already decided
+        input_tokens = normalized_input
+    elif input_tokens is not None and (cache_read or cache_write):
+        if cache_beside_input(input_tokens, cache_read or 0, cache_write or 0, scope_name, beside_scopes):
+            input_tokens += (cache_read or 0) + (cache_write or 0)
+    if output_tokens is not None and reasoning is not None and reasoning > output_tokens:
+        output_tokens += reasoning  # reported beside the output: count it in, as OpenAI does
+    total_tokens = _int(found[S_TOTAL_TOKENS])
+    if input_tokens is not None or output_tokens is not None:
+        total_tokens = max(total_tokens or 0, (input_tokens or 0) + (output_tokens or 0))
+
+    sdk_total = _money(found[S_SDK_COST_TOTAL])
+    sdk_input, sdk_output = _money(found[S_SDK_COST_INPUT]), _money(found[S_SDK_COST_OUTPUT])
+    if sdk_total is None and (sdk_input is not None or sdk_output is not None):
+        sdk_total = (sdk_input or Decimal(0)) + (sdk_output or Decimal(0))
+    currency = _text(found[S_SDK_COST_CURRENCY])
+    if currency is not None and currency.upper() != "USD":
+        sdk_total = None  # no exchange rates here: an amount in another currency is not a USD cost
+
+    source = _text(found[S_COST_SOURCE])
+    total = _money(found[S_COST_TOTAL])
+    components = [_money(found[slot]) for slot in (S_COST_INPUT, S_COST_CACHE_READ, S_COST_CACHE_WRITE,
+                                                   S_COST_OUTPUT, S_COST_REASONING)]
+    if source in ("computed", "override", "sdk") and total is not None:
+        if source != "sdk" or any(c is not None for c in components):
+            # The collector writes only non-zero components: the others were priced at zero.
+            components = [c if c is not None else Decimal(0) for c in components]
+    elif sdk_total is not None:
+        # No computed cost (cost stage off, or an older collector): the SDK's figure is all there is.
+        source, total = "sdk", sdk_total
+        components = [sdk_input, None, None, sdk_output, None]
+    else:
+        source, total = None, None
+    return LlmFields(
+        provider, request_model, response_model, _text(found[S_OPERATION]), input_tokens, output_tokens,
+        total_tokens, cache_read, cache_write, reasoning, *components, total, source, sdk_total,
+        _text(found[S_COST_PRICE_REF]), _text(found[S_COST_PRICE_DATE]), inferred,
+    )
+
+
+def pick(attrs: Mapping[str, Any], skip_slots: frozenset[int] = frozenset()) -> list[Any] | None:
+    """The best-ranked non-empty value of each slot in a dict of attributes; None when the dict
+    has none of the keys (most spans)."""
     present = ALL_KEYS.intersection(attrs)
     if not present:
-        return NOT_LLM
+        return None
     found: list[Any] = [None] * len(CONCEPTS)
     ranks = [UNRANKED] * len(CONCEPTS)
     for key in present:
@@ -118,24 +299,20 @@ def extract(attrs: Mapping[str, Any]) -> LlmFields:
         if value is None or value == "":
             continue
         slot, rank = SLOTS[key]
+        if slot in skip_slots:
+            continue
         if rank < ranks[slot]:
             found[slot], ranks[slot] = value, rank
-    input_tokens = _int(found[S_INPUT_TOKENS])
-    output_tokens = _int(found[S_OUTPUT_TOKENS])
-    total_tokens = _int(found[S_TOTAL_TOKENS])
-    if total_tokens is None and (input_tokens is not None or output_tokens is not None):
-        total_tokens = (input_tokens or 0) + (output_tokens or 0)
-    cost_input = _money(found[S_COST_INPUT])
-    cost_output = _money(found[S_COST_OUTPUT])
-    cost_total = _money(found[S_COST_TOTAL])
-    if cost_total is None and (cost_input is not None or cost_output is not None):
-        cost_total = (cost_input or Decimal(0)) + (cost_output or Decimal(0))
-    return LlmFields(
-        _text(found[S_PROVIDER]), _text(found[S_REQUEST_MODEL]), _text(found[S_RESPONSE_MODEL]),
-        _text(found[S_OPERATION]), input_tokens, output_tokens, total_tokens,
-        _int(found[S_CACHE_READ_TOKENS]), _int(found[S_CACHE_WRITE_TOKENS]), _int(found[S_REASONING_TOKENS]),
-        cost_input, cost_output, cost_total,
-    )
+    return found
+
+
+def extract(attrs: Mapping[str, Any], scope_name: str | None = None,
+            beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> LlmFields:
+    """The LLM facts of one span's (or log record's) attributes, values as OTLP decodes them."""
+    found = pick(attrs)
+    if found is None:
+        return NOT_LLM
+    return normalize(found, scope_name, beside_scopes)
 
 
 NOT_LLM = LlmFields()

@@ -1,111 +1,62 @@
-"""LLM cost: tokens × the model's list price, written as the attributes the writer stores.
+"""LLM cost: each kind of token times its price, written as attributes the writer stores.
 
-Reads provider, model and token counts through common/genai.py (GenAI names, then
-OpenInference). Cached input tokens are priced at their own rate without counting any token
-twice: OpenTelemetry, OpenAI, Google and DeepSeek count cache reads and writes inside the
-input tokens ("included"); Anthropic's API (and Bedrock's) reports them beside the input
-tokens ("separate"). A cost the SDK sent is kept as it is; an unknown model leaves the cost
-empty and is counted in /metrics.
+Reads a span's LLM facts through common/genai.py, which settles the conventions (input
+includes cache reads and writes, output includes reasoning, provider inferred from the model
+where absent). Prices come from collector/processors/pricing.py (genai-prices with
+PRICING_FILE on top), looked up once per (provider, model).
+
+The cost the SDK sent is kept beside the computed one. Which becomes the span's cost
+(`observatory.cost.total_usd`, `observatory.cost.source`) is SDK_COST_POLICY's choice:
+`plausible` (default) takes the SDK's figure unless it is zero while tokens were used (OpenLIT
+sends 0 whenever it has no price list) or there is no computed one to compare; `always`
+takes any SDK figure; `never` only the computed one.
+
+An unknown model leaves the computed cost empty, is counted in
+`cost_unpriced_spans_total{model}` (bounded) and logged once per name.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from collector import metrics
 from collector.pipeline import SpanBatch
-from collector.processors.pricing import ModelPrice, PricingTable
+from collector.processors.pricing import PriceBook, Priced, price_call
 from common import genai
 from common.logging import get_logger
 from common.otlp import any_value
 
 log = get_logger("collector.cost")
 
-WRITE_INPUT, WRITE_OUTPUT, WRITE_TOTAL = genai.COST_INPUT[0], genai.COST_OUTPUT[0], genai.COST_TOTAL[-1]
-MODEL_CACHE_LIMIT = 10_000  # model names are client-chosen: bound the cache
+SDK_COST_POLICIES = ("plausible", "always", "never")
 UNKNOWN_LOG_LIMIT = 1000  # log each unknown model once, for at most this many names
+UNKNOWN_METRIC_LIMIT = 200  # distinct model labels on the unpriced metric; the rest count as "other"
+_AMOUNT_KEYS = (genai.COST_INPUT[0], genai.COST_CACHE_READ[0], genai.COST_CACHE_WRITE[0], genai.COST_OUTPUT[0],
+                genai.COST_REASONING[0])
+_TOTAL_KEY, _SOURCE_KEY = genai.COST_TOTAL[0], genai.COST_SOURCE[0]
+_REF_KEY, _DATE_KEY = genai.COST_PRICE_REF[0], genai.COST_PRICE_DATE[0]
+_INPUT_KEY = genai.INPUT_TOKENS_NORMALIZED[0]
+# A span that already carries a computed cost (sent through a second collector) is priced
+# again from its own facts: those values are not read as input.
+_SLOTS = {key: slot_rank for key, slot_rank in genai.SLOTS.items() if key not in genai.COMPUTED_KEYS}
+_NO_VALUES = [None] * len(genai.CONCEPTS)
 
 
-@dataclass(frozen=True)
-class Cost:
-    input: Decimal
-    output: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.input + self.output
-
-
-def compute(fields: genai.LlmFields, entry: ModelPrice, convention: str) -> Cost:
-    """The cost of one LLM call as exact Decimals; each token is priced exactly once."""
-    rates = Rates.of(entry)
-    paid_in, paid_out = rates.paid(convention, fields.input_tokens or 0, fields.output_tokens or 0,
-                                   fields.cache_read_tokens or 0, fields.cache_write_tokens or 0)
-    return Cost(Decimal(paid_in) / rates.scale, Decimal(paid_out) / rates.scale)
-
-
-@dataclass(frozen=True)
-class Rates:
-    """A model's per-token prices as integers over one power of ten (`scale`).
-
-    Both compute() and the stage's hot path price with these: integer products are exact,
-    and one int / int division is a correctly rounded float, so the stage writes bit for bit
-    float() of the Decimal amounts compute() returns, without Decimal arithmetic per span.
-    """
-
-    input: int
-    output: int
-    cache_read: int
-    cache_write: int
-    scale: int
-
-    @classmethod
-    def of(cls, entry: ModelPrice) -> "Rates":
-        prices = (entry.input, entry.output, entry.cache_read, entry.cache_write)
-        exponent = min(min(int(p.as_tuple().exponent) for p in prices), 0)
-        return cls(*(int(p.scaleb(-exponent)) for p in prices), 10 ** -exponent)  # scaleb only moves the exponent: exact
-
-    def paid(self, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
-             cache_write: int) -> tuple[int, int]:
-        """(input, output) cost in units of 1/scale USD; each token is priced exactly once."""
-        if convention == "included" and cache_read + cache_write > input_tokens:
-            convention = "separate"  # the counts cannot be inside the input: the SDK reported them beside it
-        uncached = input_tokens - cache_read - cache_write if convention == "included" else input_tokens
-        paid_in = uncached * self.input + cache_read * self.cache_read + cache_write * self.cache_write
-        # Reasoning tokens are inside the output tokens (OpenTelemetry, OpenAI) and priced as output.
-        return paid_in, output_tokens * self.output
-
-    def price(self, convention: str, input_tokens: int, output_tokens: int, cache_read: int,
-              cache_write: int) -> tuple[float, float, float]:
-        """(input, output, total) in USD as floats."""
-        paid_in, paid_out = self.paid(convention, input_tokens, output_tokens, cache_read, cache_write)
-        return paid_in / self.scale, paid_out / self.scale, (paid_in + paid_out) / self.scale
-
-
-# The genai slots pricing reads (operation, totals and reasoning counts are not needed).
-_PRICING_SLOTS = {
-    key: slot_rank for key, slot_rank in genai.SLOTS.items()
-    if slot_rank[0] not in (genai.S_OPERATION, genai.S_TOTAL_TOKENS, genai.S_REASONING_TOKENS)
-}
-
-
-def _facts(attributes: Any) -> list[Any] | None:
-    """The span's LLM values by genai slot, as genai.extract would pick them from a dict of the
-    attributes, in one pass over the protobuf attributes; None for a span with none of the keys
-    (most spans). Only the values in genai's slots are converted."""
+def span_facts(attributes: Any) -> list[Any] | None:
+    """The span's LLM values by genai slot, as genai.pick would choose them from a dict of the
+    attributes, in one pass over the protobuf attributes; None for a span with none of the
+    keys (most spans). Computed-cost keys are left out and reported in the last slot's place."""
     found: list[Any] | None = None
     ranks: list[int] = []
-    slots = _PRICING_SLOTS
+    slots = _SLOTS
     for kv in attributes:
         slot_rank = slots.get(kv.key)
         if slot_rank is None:
             continue
         slot, rank = slot_rank
         if found is None:
-            found, ranks = [None] * len(genai.CONCEPTS), [genai.UNRANKED] * len(genai.CONCEPTS)
+            found, ranks = list(_NO_VALUES), [genai.UNRANKED] * len(genai.CONCEPTS)
         if rank <= ranks[slot]:  # <=: a repeated key's last value wins, as in a dict of the attributes
             value = kv.value
             # Names are strings and counts ints: read those fields first (an empty string or a
@@ -116,68 +67,95 @@ def _facts(attributes: Any) -> list[Any] | None:
     return found
 
 
+def choose(priced: Priced | None, fields: genai.LlmFields, policy: str) -> str | None:
+    """Whose figure becomes the span's cost: "computed"/"override" (the price's source), "sdk", or None."""
+    sdk = fields.cost_sdk_usd
+    if sdk is not None and policy != "never":
+        if policy == "always" or priced is None:
+            return "sdk"
+        used = (fields.input_tokens or 0) + (fields.output_tokens or 0)
+        if sdk > 0 or used == 0:
+            return "sdk"
+    return priced.period.source if priced is not None else None
+
+
 class CostCalculator:
     name = "cost"
 
-    def __init__(self, pricing: PricingTable) -> None:
-        self.pricing = pricing
+    def __init__(self, prices: PriceBook, sdk_cost_policy: str = "plausible") -> None:
+        if sdk_cost_policy not in SDK_COST_POLICIES:
+            raise ValueError(f"SDK_COST_POLICY must be one of {', '.join(SDK_COST_POLICIES)}, got {sdk_cost_policy!r}")
+        self.prices = prices
+        self.policy = sdk_cost_policy
+        self._beside = genai.CACHE_BESIDE_INPUT_SCOPES | prices.beside_scopes
         self._unknown_logged: set[str] = set()
-        self._prices: dict[str, tuple[ModelPrice, Rates] | None] = {}
-
-    def _price(self, model: str) -> tuple[ModelPrice, Rates] | None:
-        # Few distinct models reach a collector; the cache spares a pattern scan per span.
-        if model in self._prices:
-            return self._prices[model]
-        entry = self.pricing.price(model)
-        priced = (entry, Rates.of(entry)) if entry is not None else None
-        if len(self._prices) < MODEL_CACHE_LIMIT:
-            self._prices[model] = priced
-        return priced
+        self._unknown_labels: set[str] = set()
 
     def process(self, batch: SpanBatch) -> SpanBatch:
         outcomes: Counter[str] = Counter()
+        unpriced: Counter[str] = Counter()
         for resource_spans in batch.request.resource_spans:
             for scope_spans in resource_spans.scope_spans:
+                scope_name = scope_spans.scope.name or None
                 for span in scope_spans.spans:
-                    outcome = self._span(span)
+                    outcome = self._span(span, scope_name, unpriced)
                     if outcome:
                         outcomes[outcome] += 1
         for outcome, count in outcomes.items():  # once a batch: a labelled inc per span costs as much as pricing it
             metrics.COST_SPANS.labels(outcome).inc(count)
+        for model, count in unpriced.items():
+            metrics.COST_UNPRICED.labels(model).inc(count)
         return batch
 
-    def _span(self, span: Any) -> str | None:
+    def _span(self, span: Any, scope_name: str | None, unpriced: Counter[str]) -> str | None:
         """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
-        found = _facts(span.attributes)
+        found = span_facts(span.attributes)
         if found is None:
             return None
-        as_text, as_count = genai.as_text, genai.as_count
-        request_model, response_model = as_text(found[genai.S_REQUEST_MODEL]), as_text(found[genai.S_RESPONSE_MODEL])
-        input_tokens, output_tokens = as_count(found[genai.S_INPUT_TOKENS]), as_count(found[genai.S_OUTPUT_TOKENS])
-        if request_model is None and response_model is None and input_tokens is None:
-            return None  # not an LLM call (genai.LlmFields.is_llm)
-        if found[genai.S_COST_INPUT] is not None or found[genai.S_COST_OUTPUT] is not None or found[genai.S_COST_TOTAL] is not None:
-            return "sdk_cost"
-        if input_tokens is None and output_tokens is None:
-            return "no_tokens"
-        provider = as_text(found[genai.S_PROVIDER])
-        model = response_model or request_model
-        priced = self._price(model) if model else None
-        if priced is None and request_model and model != request_model:
-            priced = self._price(request_model)
-        if priced is None:
-            self._unknown(model, provider)
-            return "unknown_model"
-        entry, rates = priced
-        amounts = rates.price(self.pricing.convention(provider, entry), input_tokens or 0, output_tokens or 0,
-                              as_count(found[genai.S_CACHE_READ_TOKENS]) or 0, as_count(found[genai.S_CACHE_WRITE_TOKENS]) or 0)
+        fields = genai.normalize(found, scope_name, self._beside)
+        if not fields.is_llm:
+            return None
+        priced = None
+        if fields.input_tokens is not None or fields.output_tokens is not None:
+            period = self.prices.period(fields.provider, (fields.response_model, fields.request_model),
+                                        span.start_time_unix_nano)
+            if period is None:
+                self._unknown(fields, unpriced)
+            else:
+                priced = price_call(period, fields.input_tokens or 0, fields.output_tokens or 0,
+                                    fields.cache_read_tokens or 0, fields.cache_write_tokens or 0,
+                                    fields.reasoning_tokens or 0)
+        source = choose(priced, fields, self.policy)
         attributes = span.attributes
-        for key, amount in zip((WRITE_INPUT, WRITE_OUTPUT, WRITE_TOTAL), amounts):
-            attributes.add(key=key).value.double_value = amount
-        return "priced"
+        if priced is not None:
+            scale = priced.scale
+            for key, amount in zip(_AMOUNT_KEYS, (priced.input, priced.cache_read, priced.cache_write, priced.output,
+                                                  priced.reasoning)):
+                if amount:
+                    attributes.add(key=key).value.double_value = amount / scale
+            attributes.add(key=_REF_KEY).value.string_value = priced.period.ref
+            if priced.period.effective_from:
+                attributes.add(key=_DATE_KEY).value.string_value = priced.period.effective_from
+        raw_input = genai.as_count(found[genai.S_INPUT_TOKENS])
+        if fields.input_tokens is not None and fields.input_tokens != raw_input:
+            attributes.add(key=_INPUT_KEY).value.int_value = fields.input_tokens
+        if source is None:
+            return "no_tokens" if priced is None and fields.input_tokens is None and fields.output_tokens is None \
+                else "unknown_model"
+        total = float(fields.cost_sdk_usd) if source == "sdk" else priced.total / priced.scale  # type: ignore[union-attr]
+        attributes.add(key=_TOTAL_KEY).value.double_value = total
+        attributes.add(key=_SOURCE_KEY).value.string_value = source
+        return "sdk_cost" if source == "sdk" else "priced"
 
-    def _unknown(self, model: str | None, provider: str | None) -> None:
-        name = f"{provider}/{model}"
+    def _unknown(self, fields: genai.LlmFields, unpriced: Counter[str]) -> None:
+        model = fields.model or ""
+        if model in self._unknown_labels or len(self._unknown_labels) < UNKNOWN_METRIC_LIMIT:
+            self._unknown_labels.add(model)
+            unpriced[model] += 1
+        else:
+            unpriced["other"] += 1
+        name = f"{fields.provider}/{model}"
         if name not in self._unknown_logged and len(self._unknown_logged) < UNKNOWN_LOG_LIMIT:
             self._unknown_logged.add(name)
-            log.warning("no price for model: cost left empty (add it to PRICING_FILE)", model=model, provider=provider)
+            log.warning("no price for model: cost left empty (add it to PRICING_FILE)", model=model,
+                        provider=fields.provider)

@@ -36,7 +36,8 @@ from common.logging import get_logger
 
 log = get_logger("collector.tail_sampling")
 
-COST_KEYS = frozenset(genai.COST_TOTAL)
+# The cost stage's figure first (it ran before this stage), else what the SDK sent.
+COST_KEYS = {key: rank for rank, key in enumerate(genai.COST_TOTAL + genai.SDK_COST_TOTAL)}
 PUBLISH_SPANS = 1000  # spans per stream entry the background task writes
 
 
@@ -158,10 +159,12 @@ class TailSampler:
         trace.end = max(trace.end, span.end_time_unix_nano)
         if not span.parent_span_id:
             trace.root_ns = span.end_time_unix_nano - span.start_time_unix_nano
+        best, cost = len(COST_KEYS), 0.0
         for kv in span.attributes:
-            if kv.key in COST_KEYS:  # an SDK may send a whole-dollar cost as an int
-                trace.cost += kv.value.double_value or kv.value.int_value
-                break
+            rank = COST_KEYS.get(kv.key)
+            if rank is not None and rank < best:  # an SDK may send a whole-dollar cost as an int
+                best, cost = rank, kv.value.double_value or kv.value.int_value
+        trace.cost += cost
         if trace.rule is None:
             trace.rule = self._rule(span, service)
 
