@@ -11,6 +11,7 @@ datetime per timestamp cost a quarter of decode time).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +35,8 @@ SPAN_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_input_usd", "cost_output_usd",
     "cost_total_usd", "resource_attributes", "attributes", "dropped_attributes_count",
     "dropped_events_count", "dropped_links_count", "start_time", "end_time", "duration_ns",
+    "cost_cache_read_usd", "cost_cache_write_usd", "cost_reasoning_usd", "cost_sdk_usd", "cost_source",
+    "cost_price_ref", "cost_price_date",
 )
 SPAN_TYPES = (
     "bytea", "bytea", "bytea", "text", "int8", "text", "int4",
@@ -44,6 +47,8 @@ SPAN_TYPES = (
     "int8", "int8", "numeric", "numeric",
     "numeric", "jsonb", "jsonb", "int8",
     "int8", "int8", "timestamptz", "timestamptz", "int8",
+    "numeric", "numeric", "numeric", "numeric", "text",
+    "text", "date",
 )
 EVENT_COLUMNS = ("trace_id", "span_id", "span_start_time", "event_index", "time", "time_unix_nano", "name",
                  "attributes", "dropped_attributes_count")
@@ -91,6 +96,15 @@ def _text(value: str) -> str | None:
     if not value:
         return None
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _day(text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def pg_micros(ns: int) -> int:
@@ -154,7 +168,7 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                 start_time = pg_micros(start)
                 attrs = _attributes(span.attributes)
                 # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
-                llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
+                llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs, scope_name)
                 status = span.status
                 spans_out.append((
                     trace_id, span_id, span.parent_span_id or None, _text(span.trace_state), span.flags,
@@ -165,6 +179,8 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                     llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
                     llm.cost_total_usd, resource_json, _json(attrs), span.dropped_attributes_count,
                     span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
+                    llm.cost_cache_read_usd, llm.cost_cache_write_usd, llm.cost_reasoning_usd, llm.cost_sdk_usd,
+                    llm.cost_source, llm.cost_price_ref, _day(llm.cost_price_date),
                 ))
                 if span.events:
                     _event_rows(events_out, trace_id, span_id, start_time, span.events)

@@ -28,6 +28,12 @@ _INPUT = SPAN_COLUMNS.index("input_tokens")
 _OUTPUT = SPAN_COLUMNS.index("output_tokens")
 _COST = SPAN_COLUMNS.index("cost_total_usd")
 _DURATION = SPAN_COLUMNS.index("duration_ns")
+_SOURCE = SPAN_COLUMNS.index("cost_source")
+_COMPONENTS = tuple(SPAN_COLUMNS.index(c) for c in (
+    "cost_input_usd", "cost_cache_read_usd", "cost_cache_write_usd", "cost_output_usd", "cost_reasoning_usd"))
+# Spans whose cost is the sum of its computed components; any other cost (an SDK's figure, a
+# legacy total) is summed in cost_other_usd, so cost_usd = components + other in every row.
+COMPONENT_SOURCES = frozenset(("computed", "override"))
 STATUS_ERROR = 2
 MINUTE_US = 60_000_000
 HOUR_US = 60 * MINUTE_US
@@ -39,9 +45,13 @@ _PG_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=P
 # Rows go in key order so two writers touching the same buckets lock them in the same order.
 _UPSERT = """
 INSERT INTO {relation} AS r (bucket, service_name, model, provider, span_count, error_count,
-                             input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns)
+                             input_tokens, output_tokens, cost_usd, duration_sum_ns,
+                             cost_input_usd, cost_cache_read_usd, cost_cache_write_usd, cost_output_usd,
+                             cost_reasoning_usd, cost_other_usd, duration_max_ns)
 SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::int8[], %b::int8[],
-                     %b::int8[], %b::int8[], %b::numeric[], %b::int8[], %b::int8[])
+                     %b::int8[], %b::int8[], %b::numeric[], %b::int8[],
+                     %b::numeric[], %b::numeric[], %b::numeric[], %b::numeric[],
+                     %b::numeric[], %b::numeric[], %b::int8[])
 ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
     span_count = r.span_count + excluded.span_count,
     error_count = r.error_count + excluded.error_count,
@@ -49,11 +59,21 @@ ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
     output_tokens = r.output_tokens + excluded.output_tokens,
     cost_usd = r.cost_usd + excluded.cost_usd,
     duration_sum_ns = r.duration_sum_ns + excluded.duration_sum_ns,
+    cost_input_usd = r.cost_input_usd + excluded.cost_input_usd,
+    cost_cache_read_usd = r.cost_cache_read_usd + excluded.cost_cache_read_usd,
+    cost_cache_write_usd = r.cost_cache_write_usd + excluded.cost_cache_write_usd,
+    cost_output_usd = r.cost_output_usd + excluded.cost_output_usd,
+    cost_reasoning_usd = r.cost_reasoning_usd + excluded.cost_reasoning_usd,
+    cost_other_usd = r.cost_other_usd + excluded.cost_other_usd,
     duration_max_ns = greatest(r.duration_max_ns, excluded.duration_max_ns)
 """
 # (bucket in microseconds since 2000-01-01 UTC, service, model, provider) ->
-# [span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns]
+# [span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns,
+#  cost_input_usd, cost_cache_read_usd, cost_cache_write_usd, cost_output_usd, cost_reasoning_usd,
+#  cost_other_usd, duration_max_ns]: sums first, the one maximum last.
 Groups = dict[tuple[Any, ...], list[Any]]
+SUMS = 12
+_ZERO = Decimal(0)
 
 
 def aggregate(spans: list[tuple[Any, ...]]) -> Groups:
@@ -65,15 +85,22 @@ def aggregate(spans: list[tuple[Any, ...]]) -> Groups:
         key = (start - start % MINUTE_US, span[_SERVICE], model, span[_PROVIDER])
         group = groups.get(key)
         if group is None:
-            group = groups[key] = [0, 0, 0, 0, Decimal(0), 0, 0]
+            group = groups[key] = [0, 0, 0, 0, _ZERO, 0, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, 0]
         duration = span[_DURATION]
         group[0] += 1
         group[1] += span[_STATUS] == STATUS_ERROR
         group[2] += span[_INPUT] or 0
         group[3] += span[_OUTPUT] or 0
-        group[4] += span[_COST] or 0
+        cost = span[_COST]
+        if cost is not None:
+            group[4] += cost
+            if span[_SOURCE] in COMPONENT_SOURCES:
+                for slot, column in enumerate(_COMPONENTS, 6):
+                    group[slot] += span[column] or 0
+            else:
+                group[11] += cost
         group[5] += duration
-        group[6] = max(group[6], duration)
+        group[12] = max(group[12], duration)
     return groups
 
 
@@ -87,9 +114,9 @@ def fold(groups: Groups, width_us: int) -> Groups:
         if group is None:
             folded[key] = list(values)
         else:
-            for i in range(6):
+            for i in range(SUMS):
                 group[i] += values[i]
-            group[6] = max(group[6], values[6])
+            group[SUMS] = max(group[SUMS], values[SUMS])
     return folded
 
 
