@@ -19,7 +19,8 @@ SPAN_FIELDS = """
     service_name, scope_name, scope_version, start_time, start_time_unix_nano, end_time_unix_nano, duration_ns,
     llm_provider, llm_operation, llm_request_model, llm_response_model, input_tokens, output_tokens,
     total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_input_usd,
-    cost_output_usd, cost_total_usd, attributes, resource_attributes, dropped_attributes_count,
+    cost_output_usd, cost_total_usd, cost_cache_read_usd, cost_cache_write_usd, cost_reasoning_usd,
+    cost_sdk_usd, cost_source, cost_price_ref, cost_price_date, attributes, resource_attributes, dropped_attributes_count,
     dropped_events_count, dropped_links_count
 """
 EVENT_FIELDS = "span_id, event_index, time_unix_nano, name, attributes, dropped_attributes_count"

@@ -27,6 +27,7 @@ READY_CHECKS = web.AppKey("ready_checks", dict)
 OPENAPI = web.AppKey("openapi", bytes)
 PREFIX = "/api/v1"
 MAX_BUCKETS = 10_080  # a week of minutes
+MAX_UNPRICED = 100  # unpriced models listed by /models, most used first
 MAX_BODY = 64 * 1024
 
 
@@ -193,7 +194,17 @@ async def _inventory(request: web.Request, groups: tuple[str, ...], filters: dic
     async def compute() -> dict[str, Any]:
         result = await usage(request.app[POOL], filters, span, None, groups, None, settings.rollup_tiers)
         items = sorted((serialize.usage_row(r, groups) for r in result.rows), key=lambda r: -r["request_count"])
-        return {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
+        answer = {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
+        if name == "models":
+            # A model whose calls used tokens but cost nothing has no price (genai-prices nor
+            # PRICING_FILE): list those, most used first, so they can be priced.
+            for item in items:
+                item["priced"] = item["cost_usd"] > 0 or item["input_tokens"] + item["output_tokens"] == 0
+            answer["unpriced"] = [
+                {k: item[k] for k in ("model", "provider", "request_count", "input_tokens", "output_tokens")}
+                for item in items if not item["priced"]
+            ][:MAX_UNPRICED]
+        return answer
 
     return await _cached(request, compute)
 

@@ -41,7 +41,9 @@ SPAN = _obj({
     "llm": _obj({
         "provider": NULL_STR, "operation": NULL_STR, "request_model": NULL_STR, "response_model": NULL_STR,
         **{f"{k}_tokens": NULL_INT for k in ("input", "output", "total", "cache_read", "cache_write", "reasoning")},
-        **{f"cost_{k}_usd": NULL_NUM for k in ("input", "output", "total")},
+        **{f"cost_{k}_usd": NULL_NUM for k in ("input", "cache_read", "cache_write", "output", "reasoning", "total", "sdk")},
+        "cost_source": {"type": ["string", "null"], "description": "computed (genai-prices), override (PRICING_FILE), sdk, legacy"},
+        "cost_price_ref": NULL_STR, "cost_price_date": NULL_STR,
     }),
     "attributes": ATTRS, "resource_attributes": ATTRS,
     "dropped_attributes_count": INT, "dropped_events_count": INT, "dropped_links_count": INT,
@@ -62,7 +64,10 @@ USAGE_ROW = _obj({
     "bucket": TIME, "bucket_unix_nano": INT, "service": NULL_STR, "model": NULL_STR, "provider": NULL_STR,
     "request_count": INT, "error_count": INT, "error_rate": NUM, "input_tokens": INT, "output_tokens": INT,
     "cost_usd": NUM, "latency_ms": LATENCY,
+    "cost": _obj({k: NUM for k in ("input", "cache_read", "cache_write", "output", "reasoning", "other")}),
+    "priced": {"type": "boolean", "description": "models: whether the model's calls with tokens got a cost"},
 }, required=False)
+UNPRICED = _obj({"model": NULL_STR, "provider": NULL_STR, "request_count": INT, "input_tokens": INT, "output_tokens": INT})
 SOURCE = {"type": "string", "enum": ["rollups", "raw", "rollups+raw"]}
 
 COMPONENTS: dict[str, Any] = {
@@ -78,7 +83,9 @@ COMPONENTS: dict[str, Any] = {
         "latency_sample_fraction": {"type": "number", "minimum": 0, "maximum": 1}, "rows": {"type": "array", "items": USAGE_ROW},
     }),
     "Services": _obj({"window": WINDOW, "source": SOURCE, "services": {"type": "array", "items": USAGE_ROW}}),
-    "Models": _obj({"window": WINDOW, "source": SOURCE, "models": {"type": "array", "items": USAGE_ROW}}),
+    "Models": _obj({"window": WINDOW, "source": SOURCE, "models": {"type": "array", "items": USAGE_ROW},
+                    "unpriced": {"type": "array", "items": UNPRICED, "maxItems": 100,
+                                 "description": "models whose calls used tokens and got no cost, most used first"}}),
     "Health": _obj({"status": STR, "service": STR}),
     "Ready": _obj({"status": STR, "service": STR, "checks": {"type": "object", "additionalProperties": STR}}),
     "OpenApi": {"type": "object"},

@@ -57,8 +57,15 @@ def span(row: dict[str, Any]) -> dict[str, Any]:
             "cache_write_tokens": row["cache_write_tokens"],
             "reasoning_tokens": row["reasoning_tokens"],
             "cost_input_usd": _number(row["cost_input_usd"]),
+            "cost_cache_read_usd": _number(row["cost_cache_read_usd"]),
+            "cost_cache_write_usd": _number(row["cost_cache_write_usd"]),
             "cost_output_usd": _number(row["cost_output_usd"]),
+            "cost_reasoning_usd": _number(row["cost_reasoning_usd"]),
             "cost_total_usd": _number(row["cost_total_usd"]),
+            "cost_sdk_usd": _number(row["cost_sdk_usd"]),
+            "cost_source": row["cost_source"],
+            "cost_price_ref": row["cost_price_ref"],
+            "cost_price_date": row["cost_price_date"].isoformat() if row["cost_price_date"] else None,
         },
         "attributes": row["attributes"],
         "resource_attributes": row["resource_attributes"],
@@ -122,6 +129,11 @@ def window(start_ns: int, end_ns: int) -> dict[str, Any]:
     }
 
 
+# The parts of a usage row's cost_usd: the computed components, and `other` for costs whose
+# parts are not known (an SDK's figure, rows stored before the components were).
+COST_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning", "other")
+
+
 def usage_row(row: dict[str, Any], groups: tuple[str, ...]) -> dict[str, Any]:
     count = row["span_count"]
     percentiles = row.get("percentiles")
@@ -137,6 +149,7 @@ def usage_row(row: dict[str, Any], groups: tuple[str, ...]) -> dict[str, Any]:
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
         cost_usd=_number(row["cost_usd"]) or 0.0,
+        cost={part: _number(row[f"cost_{part}_usd"]) or 0.0 for part in COST_PARTS},
     )
     if "percentiles" in row:
         p = percentiles or [None, None, None]

@@ -29,6 +29,15 @@ GROUPS = {
     "model": ("model", "coalesce(llm_request_model, llm_response_model)"),
     "provider": ("provider", "llm_provider"),
 }
+# The parts of cost_usd, as the rollups keep them (storage/rollups.py): components of computed
+# and override costs; any other cost in `other`.
+_PARTS = ("input", "cache_read", "cache_write", "output", "reasoning")
+_PART_COLUMNS = ", ".join(f"cost_{p}_usd" for p in (*_PARTS, "other"))
+_COMPONENT = "cost_source IN ('computed', 'override')"
+_SPAN_PARTS = ", ".join(
+    [f"CASE WHEN {_COMPONENT} THEN cost_{p}_usd END AS cost_{p}_usd" for p in _PARTS]
+    + [f"CASE WHEN {_COMPONENT} THEN NULL ELSE cost_total_usd END AS cost_other_usd"])
+_SUM_PARTS = ", ".join(f"coalesce(sum(cost_{p}_usd), 0) AS cost_{p}_usd" for p in (*_PARTS, "other"))
 _ROLLUP_BUCKET = "date_bin(%s::interval, bucket, timestamptz 'epoch')"
 _SPAN_BUCKET = "date_bin(%s::interval, start_time, timestamptz 'epoch')"
 _WHOLE = "NULL::timestamptz"
@@ -93,15 +102,15 @@ def _totals_statement(
             _filters(where, f, rollup=True)
             parts.append(
                 f"SELECT {select}, span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, "
-                f"duration_max_ns FROM {relation} WHERE {where.sql()}"
+                f"duration_max_ns, {_PART_COLUMNS} FROM {relation} WHERE {where.sql()}"
             )
         else:
             in_window(where, part)
             _filters(where, f, rollup=False)
             parts.append(
                 f"SELECT {select}, 1 AS span_count, (status_code = {ERROR})::int AS error_count, input_tokens, output_tokens, "
-                f"cost_total_usd AS cost_usd, duration_ns AS duration_sum_ns, duration_ns AS duration_max_ns "
-                f"FROM spans WHERE {where.sql()}"
+                f"cost_total_usd AS cost_usd, duration_ns AS duration_sum_ns, duration_ns AS duration_max_ns, "
+                f"{_SPAN_PARTS} FROM spans WHERE {where.sql()}"
             )
         args += select_args + where.args
     keys = ", ".join(["bucket", *groups])
@@ -109,7 +118,7 @@ def _totals_statement(
         f"SELECT {keys}, sum(span_count)::bigint AS span_count, sum(error_count)::bigint AS error_count, "
         f"coalesce(sum(input_tokens), 0)::bigint AS input_tokens, coalesce(sum(output_tokens), 0)::bigint AS output_tokens, "
         f"coalesce(sum(cost_usd), 0) AS cost_usd, sum(duration_sum_ns) AS duration_sum_ns, "
-        f"max(duration_max_ns) AS duration_max_ns FROM ({' UNION ALL '.join(parts)}) AS parts "
+        f"max(duration_max_ns) AS duration_max_ns, {_SUM_PARTS} FROM ({' UNION ALL '.join(parts)}) AS parts "
         f"GROUP BY {keys} ORDER BY {keys}"
     )
     sources = {"raw" if relation is None else "rollups" for relation, _ in plan}

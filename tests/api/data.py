@@ -103,7 +103,10 @@ def insert_rollups(conn: psycopg.Connection, rollups: list[Rollup], tier: str = 
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO {tier} (bucket, service_name, model, provider, span_count, error_count, input_tokens, "
-            "output_tokens, cost_usd, duration_sum_ns, duration_max_ns) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "output_tokens, cost_usd, duration_sum_ns, duration_max_ns, cost_other_usd) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            # A total without components: its parts are unknown ("other"), as for an SDK's figure.
             [(datetime.fromtimestamp(r.minute_ns // S, tz=timezone.utc), r.service_name, r.model, r.provider, r.span_count,
-              r.error_count, r.input_tokens, r.output_tokens, r.cost_usd, r.duration_sum_ns, r.duration_max_ns) for r in rollups],
+              r.error_count, r.input_tokens, r.output_tokens, r.cost_usd, r.duration_sum_ns, r.duration_max_ns, r.cost_usd)
+             for r in rollups],
         )

@@ -38,6 +38,8 @@ async def test_usage_totals_mix_rollups_and_edge_spans(client: TestClient) -> No
         "bucket": HOUR, "bucket_unix_nano": ns("2025-06-03T10:00:00Z"),
         "request_count": 18, "error_count": 4, "error_rate": 4 / 18,
         "input_tokens": 1080, "output_tokens": 182, "cost_usd": 4.35,
+        # every cost here is a total without computed components (rollup rows and spans without cost_source)
+        "cost": {"input": 0.0, "cache_read": 0.0, "cache_write": 0.0, "output": 0.0, "reasoning": 0.0, "other": 4.35},
         # percentiles over the raw spans of the window: 50, 100, 200 and 300 ms
         "latency_ms": {"p50": 150.0, "p95": 285.0, "p99": 297.0, "avg": 110.0, "max": 400.0},
     }]
