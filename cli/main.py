@@ -14,14 +14,14 @@ import traceback
 import psycopg
 import redis
 
-from cli import backup, config, db, dlq, health, maintain, migrate, reset, seed, up
+from cli import backup, config, db, dlq, health, maintain, migrate, reprice, reset, seed, up
 from cli.errors import Failure
 from cli.redisconn import describe as describe_redis
 from cli.settings import CliSettings
 from common.settings import SettingsError, load
 from storage.migrations import MigrationError
 
-COMMANDS = (migrate, maintain, seed, reset, backup, health, dlq, up, config)
+COMMANDS = (migrate, maintain, seed, reprice, reset, backup, health, dlq, up, config)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -139,3 +139,19 @@ async def upsert(conn: psycopg.AsyncConnection, spans: list[tuple[Any, ...]]) ->
         if groups:
             statement = sql.SQL(_UPSERT).format(relation=sql.Identifier(relation))
             await conn.execute(statement, [list(column) for column in zip(*rows(groups))])
+
+
+def upsert_sync(conn: psycopg.Connection, groups: Groups) -> None:
+    """`upsert` for groups already made (per-minute), on a blocking connection: `observatory
+    reprice` adds the change it made to stored spans, in the transaction that made it."""
+    for relation, width_us in TIERS:
+        groups = fold(groups, width_us)
+        if groups:
+            statement = sql.SQL(_UPSERT).format(relation=sql.Identifier(relation))
+            conn.execute(statement, [list(column) for column in zip(*rows(groups))])
+
+
+def minute_of(start_time: datetime) -> int:
+    """The per-minute bucket of a timestamptz, as `aggregate` keys it (µs since 2000-01-01 UTC)."""
+    micros = (start_time - _PG_EPOCH) // timedelta(microseconds=1)
+    return micros - micros % MINUTE_US
