@@ -255,3 +255,46 @@ def test_migration_0003_keeps_an_existing_cost_as_a_legacy_total(fresh_database:
             (b"\x02", "legacy", None, None, D("512.0002")), (b"\x03", None, None, None, None)]
         assert conn.execute("SELECT cost_usd, cost_other_usd, cost_input_usd FROM span_rollups_1m").fetchall() == [
             (D("512.0002"), D("512.0002"), D(0))]
+
+
+@pytest.mark.timescaledb
+async def test_on_timescaledb_aggregates_sum_components_and_follow_a_reprice(tmp_path: Path) -> None:
+    from tests.conftest import create_database, drop_database
+    from tests.storage.test_timescaledb import TIMESCALE_DSN, _skip_reason
+
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    tsdb = create_database("obs_tsdb_cost", TIMESCALE_DSN)
+    try:
+        conn = await psycopg.AsyncConnection.connect(tsdb.app_dsn, autocommit=True, options="-c TimeZone=UTC")
+        writer = SpanWriter(conn, retention_days=0)
+        after_ns = int(datetime(2026, 3, 2, 12, tzinfo=timezone.utc).timestamp() * 1e9)
+        request = decode_request((FIXTURES / "openllmetry-openai.json").read_bytes())
+        first = min(s.start_time_unix_nano for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+        await store(writer, "openllmetry-openai", CostCalculator(load_price_book(None)), shift_ns=after_ns - first)
+        await conn.close()
+        path = tmp_path / "prices.json"
+        path.write_text(json.dumps(PRICES_FROM_2026_03))
+        window = (datetime(2026, 3, 1, tzinfo=timezone.utc), datetime(2026, 3, 3, tzinfo=timezone.utc))
+        old = hand("gpt-4o-mini", 176, 1024, 0, 80, 0)
+        with psycopg.connect(tsdb.admin_dsn, autocommit=True) as admin:
+            # Materialised, so the reprice must change what the aggregates hold, not only the live part.
+            for view in ("span_rollups_1m", "span_rollups_1h"):
+                admin.execute("CALL refresh_continuous_aggregate(%s, %s, %s)", (view, *window))
+            assert [r[2:6] for r in _rollup_totals(admin)] == [(2 * old[5], 2 * old[0], 2 * old[1], 2 * old[3])] * 2
+            done = reprice(admin, *window, load_price_book(str(path)), "plausible", batch=4, dry_run=False)
+            assert done.changed == 2
+            new = D("0.0001008")  # 176 × $0.10 + 1,024 × $0.05 + 80 × $0.40 per 1M
+            rows = admin.execute("""SELECT sum(cost_usd), sum(cost_input_usd), sum(cost_cache_read_usd),
+                                           sum(cost_output_usd), sum(cost_other_usd)
+                                    FROM span_rollups_1h WHERE model = 'gpt-4o-mini'""").fetchone()
+            assert rows == (2 * new, D("0.0000352"), D("0.0001024"), D("0.0000640"), D(0))
+            materialized = admin.execute("""SELECT materialization_hypertable_schema || '.' || materialization_hypertable_name
+                                            FROM timescaledb_information.continuous_aggregates
+                                            WHERE view_name = 'span_rollups_1m'""").fetchone()[0]
+            assert admin.execute(f"SELECT count(*) FROM {materialized}").fetchone()[0] > 0
+            again = reprice(admin, *window, load_price_book(str(path)), "plausible", batch=4, dry_run=False)
+            assert again.changed == 0
+    finally:
+        drop_database(tsdb.name, TIMESCALE_DSN)
