@@ -122,7 +122,7 @@ def reprice_row(row: dict[str, Any], book: Any, policy: str) -> tuple[Any, ...]:
             priced = price_call(period, fields.input_tokens or 0, fields.output_tokens or 0,
                                 fields.cache_read_tokens or 0, fields.cache_write_tokens or 0,
                                 fields.reasoning_tokens or 0)
-    source = choose(priced, fields, policy)
+    source = choose(priced, fields.cost_sdk_usd, (fields.input_tokens or 0) + (fields.output_tokens or 0), policy)
     parts: tuple[Decimal | None, ...] = (None,) * 5
     ref = day = None
     if priced is not None:

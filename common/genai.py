@@ -65,8 +65,8 @@ COST_CACHE_READ = ("observatory.cost.cache_read_usd",)
 COST_CACHE_WRITE = ("observatory.cost.cache_write_usd",)
 COST_OUTPUT = ("observatory.cost.output_usd",)  # output tokens that were not reasoning tokens
 COST_REASONING = ("observatory.cost.reasoning_usd",)
-COST_TOTAL = ("observatory.cost.total_usd",)  # the figure used: computed, or the SDK's when it won
-COST_SOURCE = ("observatory.cost.source",)  # computed | override | sdk
+COST_TOTAL = ("observatory.cost.total_usd",)  # the SDK's figure when it won (else: the components' sum)
+COST_SOURCE = ("observatory.cost.source",)  # override | sdk; absent with a price ref: computed
 COST_PRICE_REF = ("observatory.cost.price_ref",)  # which price: "genai-prices 0.2.3 openai/gpt-4o-mini"
 COST_PRICE_DATE = ("observatory.cost.price_date",)  # the price's effective-from day, YYYY-MM-DD
 # The span's own provider and normalised input, as the cost stage read them, so the writer
@@ -167,18 +167,26 @@ class LlmFields(NamedTuple):
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = str(value).strip()
-    return text or None
+    if type(value) is not str:
+        value = str(value)
+    if value[:1].isspace() or value[-1:].isspace():
+        value = value.strip()
+    return value or None
+
+
+_MAX_COUNT = 2**63 - 1
 
 
 def _int(value: Any) -> int | None:
+    if type(value) is int:  # the common case: an OTLP int_value
+        return value if 0 <= value <= _MAX_COUNT else None
     if value is None or isinstance(value, bool):
         return None
     try:
         number = int(value) if not isinstance(value, float) else int(value) if value.is_integer() else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    if number is None or number < 0 or number > 2**63 - 1:
+    if number is None or number < 0 or number > _MAX_COUNT:
         return None
     return number
 
@@ -228,26 +236,55 @@ def cache_beside_input(input_tokens: int, cache_read: int, cache_write: int, sco
     return bool(scope_name) and scope_name in beside_scopes
 
 
-def normalize(found: list[Any], scope_name: str | None = None,
-              beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> LlmFields:
-    """The LLM facts from the values `SLOTS` picked (a list indexed by slot)."""
+class Usage(NamedTuple):
+    """Who was called and what was used, normalised (what pricing needs; see LlmFields)."""
+
+    provider: str | None
+    provider_inferred: bool
+    request_model: str | None
+    response_model: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    total_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+
+    @property
+    def is_llm(self) -> bool:
+        return self.request_model is not None or self.response_model is not None or self.input_tokens is not None
+
+
+_INFERRED: dict[str, str | None] = {}
+
+
+def usage(found: list[Any], scope_name: str | None = None,
+          beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> Usage:
+    """Provider, models and token counts from the values `SLOTS` picked (a list indexed by slot)."""
     provider = _text(found[S_PROVIDER])
     request_model = _text(found[S_REQUEST_MODEL])
     response_model = _text(found[S_RESPONSE_MODEL])
     inferred = False
     if provider is None:
-        provider = infer_provider(response_model or request_model)
-        inferred = provider is not None
-    else:
+        model = response_model or request_model
+        if model is not None:
+            try:
+                provider = _INFERRED[model]
+            except KeyError:
+                provider = infer_provider(model)
+                if len(_INFERRED) < 10_000:  # model names are client-chosen: bound the memo
+                    _INFERRED[model] = provider
+            inferred = provider is not None
+    elif not provider.islower():
         provider = provider.lower()
     input_tokens = _int(found[S_INPUT_TOKENS])
     output_tokens = _int(found[S_OUTPUT_TOKENS])
     cache_read = _int(found[S_CACHE_READ_TOKENS])
     cache_write = _int(found[S_CACHE_WRITE_TOKENS])
     reasoning = _int(found[S_REASONING_TOKENS])
-    normalized_input = _int(found[S_INPUT_NORMALIZED])
-    if normalized_input is not None:  # the collector already decided
-        input_tokens = normalized_input
+    normalized_input = found[S_INPUT_NORMALIZED]
+    if normalized_input is not None and _int(normalized_input) is not None:  # the collector already decided
+        input_tokens = _int(normalized_input)
     elif input_tokens is not None and (cache_read or cache_write):
         if cache_beside_input(input_tokens, cache_read or 0, cache_write or 0, scope_name, beside_scopes):
             input_tokens += (cache_read or 0) + (cache_write or 0)
@@ -255,34 +292,60 @@ def normalize(found: list[Any], scope_name: str | None = None,
         output_tokens += reasoning  # reported beside the output: count it in, as OpenAI does
     total_tokens = _int(found[S_TOTAL_TOKENS])
     if input_tokens is not None or output_tokens is not None:
-        total_tokens = max(total_tokens or 0, (input_tokens or 0) + (output_tokens or 0))
+        counted = (input_tokens or 0) + (output_tokens or 0)
+        if total_tokens is None or total_tokens < counted:
+            total_tokens = counted
+    return Usage(provider, inferred, request_model, response_model, input_tokens, output_tokens, total_tokens,
+                 cache_read, cache_write, reasoning)
 
-    sdk_total = _money(found[S_SDK_COST_TOTAL])
-    sdk_input, sdk_output = _money(found[S_SDK_COST_INPUT]), _money(found[S_SDK_COST_OUTPUT])
-    if sdk_total is None and (sdk_input is not None or sdk_output is not None):
-        sdk_total = (sdk_input or Decimal(0)) + (sdk_output or Decimal(0))
+
+def sdk_cost(found: list[Any]) -> Decimal | None:
+    """The cost in USD the SDK sent, if any (None for an amount in another currency)."""
+    total, prompt, completion = found[S_SDK_COST_TOTAL], found[S_SDK_COST_INPUT], found[S_SDK_COST_OUTPUT]
+    if total is None and prompt is None and completion is None:
+        return None
+    sdk_total = _money(total)
+    if sdk_total is None:
+        sdk_input, sdk_output = _money(prompt), _money(completion)
+        if sdk_input is not None or sdk_output is not None:
+            sdk_total = (sdk_input or Decimal(0)) + (sdk_output or Decimal(0))
     currency = _text(found[S_SDK_COST_CURRENCY])
     if currency is not None and currency.upper() != "USD":
-        sdk_total = None  # no exchange rates here: an amount in another currency is not a USD cost
+        return None  # no exchange rates here: an amount in another currency is not a USD cost
+    return sdk_total
 
+
+def normalize(found: list[Any], scope_name: str | None = None,
+              beside_scopes: frozenset[str] = CACHE_BESIDE_INPUT_SCOPES) -> LlmFields:
+    """The LLM facts from the values `SLOTS` picked (a list indexed by slot)."""
+    used = usage(found, scope_name, beside_scopes)
+    sdk_total = sdk_cost(found)
     source = _text(found[S_COST_SOURCE])
     total = _money(found[S_COST_TOTAL])
+    price_ref = _text(found[S_COST_PRICE_REF])
     components = [_money(found[slot]) for slot in (S_COST_INPUT, S_COST_CACHE_READ, S_COST_CACHE_WRITE,
                                                    S_COST_OUTPUT, S_COST_REASONING)]
-    if source in ("computed", "override", "sdk") and total is not None:
-        if source != "sdk" or any(c is not None for c in components):
-            # The collector writes only non-zero components: the others were priced at zero.
-            components = [c if c is not None else Decimal(0) for c in components]
+    if price_ref is not None:
+        # The collector priced the call. It writes only non-zero components (the others were
+        # priced at zero), no source when the computed figure won (the common case) and a
+        # total only when it is not the components' sum (the SDK's figure won).
+        components = [c if c is not None else Decimal(0) for c in components]
+        source = source or "computed"
+        if source != "sdk" or total is None:
+            total = sum(components, Decimal(0)) if source != "sdk" else sdk_total
+    elif source == "sdk" and total is not None:
+        pass  # the SDK's figure, for a model without a price
     elif sdk_total is not None:
         # No computed cost (cost stage off, or an older collector): the SDK's figure is all there is.
         source, total = "sdk", sdk_total
-        components = [sdk_input, None, None, sdk_output, None]
+        components = [_money(found[S_SDK_COST_INPUT]), None, None, _money(found[S_SDK_COST_OUTPUT]), None]
     else:
         source, total = None, None
     return LlmFields(
-        provider, request_model, response_model, _text(found[S_OPERATION]), input_tokens, output_tokens,
-        total_tokens, cache_read, cache_write, reasoning, *components, total, source, sdk_total,
-        _text(found[S_COST_PRICE_REF]), _text(found[S_COST_PRICE_DATE]), inferred,
+        used.provider, used.request_model, used.response_model, _text(found[S_OPERATION]), used.input_tokens,
+        used.output_tokens, used.total_tokens, used.cache_read_tokens, used.cache_write_tokens, used.reasoning_tokens,
+        *components, total, source, sdk_total, price_ref, _text(found[S_COST_PRICE_DATE]),
+        used.provider_inferred,
     )
 
 

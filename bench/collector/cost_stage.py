@@ -27,7 +27,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from bench.collector.workload import export_request  # noqa: E402
 from collector.pipeline import SpanBatch  # noqa: E402
 from collector.processors.cost import CostCalculator  # noqa: E402
-from collector.processors.pricing import load_pricing  # noqa: E402
+try:  # the price book (genai-prices + PRICING_FILE); before it, the shipped JSON table
+    from collector.processors.pricing import load_price_book as load_prices  # noqa: E402
+except ImportError:  # a checkout from before 69c1cd0, measured for the ratio
+    from collector.processors.pricing import load_pricing as load_prices  # noqa: E402
 
 SPANS_PER_REQUEST = 512
 
@@ -50,7 +53,7 @@ def main() -> None:
               for _ in range(max(1, args.spans // SPANS_PER_REQUEST))]
     spans = len(bodies) * SPANS_PER_REQUEST
     started = time.process_time()
-    stage = CostCalculator(load_pricing(None))
+    stage = CostCalculator(load_prices(None))
     setup_s = time.process_time() - started
     results: dict[str, float] = {}
     for name, process in (("noop walk", _walk), ("cost", stage.process)):

@@ -22,7 +22,7 @@ from bench.processors.corpus import request
 from collector.pipeline import SpanBatch
 from collector.processors import detectors
 from collector.processors.cost import CostCalculator
-from collector.processors.pricing import load_pricing
+from collector.processors.pricing import load_price_book
 from collector.processors.redaction import RedactionConfig, Redactor
 from collector.processors.sampling import HeadSampler, HeadSamplingConfig
 from collector.processors.validation import Validator
@@ -150,14 +150,14 @@ def main() -> None:
     for name, engine in engines().items():
         stages[f"redaction [{name}]"] = Redactor(RedactionConfig(), engine)
     stages["head sampling 10%"] = HeadSampler(HeadSamplingConfig(percentage=10))
-    stages["cost"] = CostCalculator(load_pricing(None))
+    stages["cost"] = CostCalculator(load_price_book(None))
     rows = list(best_rates(stages, bodies, args.repeat).items())
     baseline = rows[0][1]
     print(f"{'stage':<28}{'spans/s':>12}{'vs walk':>10}")
     for name, rate in rows:
         print(f"{name:<28}{rate:>12,.0f}{rate / baseline:>10.2f}")
     codec_only = Chain(Validator())
-    default = Chain(Validator(), Redactor(RedactionConfig(), re2_module()), CostCalculator(load_pricing(None)))
+    default = Chain(Validator(), Redactor(RedactionConfig(), re2_module()), CostCalculator(load_price_book(None)))
     best = {"decode → validate → encode": float("inf"), "decode → validate → redact → cost → encode": float("inf")}
     for _ in range(args.repeat):
         for name, chain in zip(best, (codec_only, default)):

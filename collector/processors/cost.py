@@ -18,6 +18,7 @@ An unknown model leaves the computed cost empty, is counted in
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from collector import metrics
@@ -67,14 +68,10 @@ def span_facts(attributes: Any) -> list[Any] | None:
     return found
 
 
-def choose(priced: Priced | None, fields: genai.LlmFields, policy: str) -> str | None:
+def choose(priced: Priced | None, sdk: Decimal | None, tokens_used: int, policy: str) -> str | None:
     """Whose figure becomes the span's cost: "computed"/"override" (the price's source), "sdk", or None."""
-    sdk = fields.cost_sdk_usd
     if sdk is not None and policy != "never":
-        if policy == "always" or priced is None:
-            return "sdk"
-        used = (fields.input_tokens or 0) + (fields.output_tokens or 0)
-        if sdk > 0 or used == 0:
+        if policy == "always" or priced is None or sdk > 0 or tokens_used == 0:
             return "sdk"
     return priced.period.source if priced is not None else None
 
@@ -112,50 +109,54 @@ class CostCalculator:
         found = span_facts(span.attributes)
         if found is None:
             return None
-        fields = genai.normalize(found, scope_name, self._beside)
-        if not fields.is_llm:
+        used = genai.usage(found, scope_name, self._beside)
+        if not used.is_llm:
             return None
+        input_tokens, output_tokens = used.input_tokens, used.output_tokens
         priced = None
-        if fields.input_tokens is not None or fields.output_tokens is not None:
-            period = self.prices.period(fields.provider, (fields.response_model, fields.request_model),
+        if input_tokens is not None or output_tokens is not None:
+            period = self.prices.period(used.provider, (used.response_model, used.request_model),
                                         span.start_time_unix_nano)
             if period is None:
-                self._unknown(fields, unpriced)
+                self._unknown(used, unpriced)
             else:
-                priced = price_call(period, fields.input_tokens or 0, fields.output_tokens or 0,
-                                    fields.cache_read_tokens or 0, fields.cache_write_tokens or 0,
-                                    fields.reasoning_tokens or 0)
-        source = choose(priced, fields, self.policy)
+                priced = price_call(period, input_tokens or 0, output_tokens or 0, used.cache_read_tokens or 0,
+                                    used.cache_write_tokens or 0, used.reasoning_tokens or 0)
+        sdk = genai.sdk_cost(found)
+        source = choose(priced, sdk, (input_tokens or 0) + (output_tokens or 0), self.policy)
         attributes = span.attributes
         if priced is not None:
             scale = priced.scale
-            for key, amount in zip(_AMOUNT_KEYS, (priced.input, priced.cache_read, priced.cache_write, priced.output,
-                                                  priced.reasoning)):
+            for key, amount in zip(_AMOUNT_KEYS, priced[:5]):
                 if amount:
                     attributes.add(key=key).value.double_value = amount / scale
-            attributes.add(key=_REF_KEY).value.string_value = priced.period.ref
-            if priced.period.effective_from:
-                attributes.add(key=_DATE_KEY).value.string_value = priced.period.effective_from
-        raw_input = genai.as_count(found[genai.S_INPUT_TOKENS])
-        if fields.input_tokens is not None and fields.input_tokens != raw_input:
-            attributes.add(key=_INPUT_KEY).value.int_value = fields.input_tokens
+            period = priced.period
+            attributes.add(key=_REF_KEY).value.string_value = period.ref
+            if period.effective_from:
+                attributes.add(key=_DATE_KEY).value.string_value = period.effective_from
+            if input_tokens != found[genai.S_INPUT_TOKENS]:  # cache counts were beside the input: say what was priced
+                attributes.add(key=_INPUT_KEY).value.int_value = input_tokens
         if source is None:
-            return "no_tokens" if priced is None and fields.input_tokens is None and fields.output_tokens is None \
-                else "unknown_model"
-        total = float(fields.cost_sdk_usd) if source == "sdk" else priced.total / priced.scale  # type: ignore[union-attr]
-        attributes.add(key=_TOTAL_KEY).value.double_value = total
+            return "unknown_model" if priced is None and (input_tokens is not None or output_tokens is not None) \
+                else "no_tokens"
+        if source == "computed":
+            # The common case, written in the fewest attributes (each costs on the hot path and
+            # in the stream): no source means computed, and the total is the components' sum.
+            return "priced"
+        if source == "sdk":
+            attributes.add(key=_TOTAL_KEY).value.double_value = float(sdk)  # type: ignore[arg-type]
         attributes.add(key=_SOURCE_KEY).value.string_value = source
         return "sdk_cost" if source == "sdk" else "priced"
 
-    def _unknown(self, fields: genai.LlmFields, unpriced: Counter[str]) -> None:
-        model = fields.model or ""
+    def _unknown(self, used: genai.Usage, unpriced: Counter[str]) -> None:
+        model = used.response_model or used.request_model or ""
         if model in self._unknown_labels or len(self._unknown_labels) < UNKNOWN_METRIC_LIMIT:
             self._unknown_labels.add(model)
             unpriced[model] += 1
         else:
             unpriced["other"] += 1
-        name = f"{fields.provider}/{model}"
+        name = f"{used.provider}/{model}"
         if name not in self._unknown_logged and len(self._unknown_logged) < UNKNOWN_LOG_LIMIT:
             self._unknown_logged.add(name)
             log.warning("no price for model: cost left empty (add it to PRICING_FILE)", model=model,
-                        provider=fields.provider)
+                        provider=used.provider)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.settings import SettingsError
 
@@ -106,9 +106,8 @@ class Schedule:
         return period
 
 
-@dataclass(frozen=True)
-class Priced:
-    """One call's cost, as integers over `scale` USD."""
+class Priced(NamedTuple):
+    """One call's cost, as integers over `scale` USD (a NamedTuple: one is made per priced span)."""
 
     input: int
     cache_read: int
