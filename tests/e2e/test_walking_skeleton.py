@@ -20,7 +20,9 @@ def _span_id(span) -> str:  # type: ignore[no-untyped-def]
     return format(span.context.span_id, "016x")
 
 
-COLLECTOR_COST_KEYS = ("llm.cost.prompt", "llm.cost.completion", "llm.cost.total")
+COLLECTOR_COST_KEYS = ("observatory.cost.input_usd", "observatory.cost.cache_read_usd", "observatory.cost.cache_write_usd",
+                       "observatory.cost.output_usd", "observatory.cost.reasoning_usd", "observatory.cost.total_usd",
+                       "observatory.cost.source", "observatory.cost.price_ref", "observatory.cost.price_date")
 
 
 def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
@@ -53,8 +55,10 @@ def assert_trace_matches(body: dict, sent: SentTrace, service: str) -> None:
     assert llm["llm"]["response_model"] == "gpt-4o-mini-2024-07-18"
     assert (llm["llm"]["input_tokens"], llm["llm"]["output_tokens"], llm["llm"]["total_tokens"]) == (1200, 345, 1545)
     assert root["llm"]["input_tokens"] is None
-    # gpt-4o-mini list price: $0.15 / $0.60 per 1M input / output tokens (collector/pricing.json)
+    # gpt-4o-mini list price (OpenAI, 2025-10): $0.15 / $0.60 per 1M input / output tokens
     assert (llm["llm"]["cost_input_usd"], llm["llm"]["cost_output_usd"], llm["llm"]["cost_total_usd"]) == (0.00018, 0.000207, 0.000387)
+    assert (llm["llm"]["cost_source"], llm["llm"]["cost_cache_read_usd"]) == ("computed", 0.0)
+    assert llm["llm"]["cost_price_ref"].startswith("genai-prices ")
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http"])
