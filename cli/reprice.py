@@ -117,7 +117,7 @@ def reprice_row(row: dict[str, Any], book: Any, policy: str) -> tuple[Any, ...]:
     provider = row["llm_provider"] or fields.provider
     priced = None
     if fields.input_tokens is not None or fields.output_tokens is not None:
-        period = book.period(provider, (row["llm_response_model"], row["llm_request_model"]), row["start_time_unix_nano"])
+        period = book.period(provider, row["llm_response_model"], row["llm_request_model"], row["start_time_unix_nano"])
         if period is not None:
             priced = price_call(period, fields.input_tokens or 0, fields.output_tokens or 0,
                                 fields.cache_read_tokens or 0, fields.cache_write_tokens or 0,

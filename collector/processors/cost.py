@@ -115,7 +115,7 @@ class CostCalculator:
         input_tokens, output_tokens = used.input_tokens, used.output_tokens
         priced = None
         if input_tokens is not None or output_tokens is not None:
-            period = self.prices.period(used.provider, (used.response_model, used.request_model),
+            period = self.prices.period(used.provider, used.response_model, used.request_model,
                                         span.start_time_unix_nano)
             if period is None:
                 self._unknown(used, unpriced)

@@ -99,6 +99,8 @@ class Schedule:
     library_ref: str = ""
 
     def at(self, start_ns: int) -> Period:
+        if len(self.starts) == 1 and self.library_model is None:  # most models: one price, always
+            return self.periods[0]
         index = bisect.bisect_right(self.starts, start_ns) - 1
         period = self.periods[max(index, 0)]
         if self.library_model is not None and period.source == "computed":
@@ -381,6 +383,7 @@ def load_user_prices(path: str | None) -> UserPrices:
 # --- the two layers together -----------------------------------------------------------------
 
 MODEL_CACHE_LIMIT = 10_000  # model names are client-chosen: bound the cache
+_MISSING = object()
 
 
 @dataclass
@@ -406,13 +409,20 @@ class PriceBook:
             self._schedules[key] = schedule
         return schedule
 
-    def period(self, provider: str | None, models: tuple[str | None, ...], start_ns: int) -> Period | None:
-        """The price in force at `start_ns` for the first of `models` that has one."""
-        for model in models:
-            if model:
-                schedule = self.schedule(provider, model)
-                if schedule is not None:
-                    return schedule.at(start_ns)
+    def period(self, provider: str | None, response_model: str | None, request_model: str | None,
+               start_ns: int) -> Period | None:
+        """The price in force at `start_ns` of the response model (the exact snapshot), else the request model."""
+        schedules = self._schedules
+        if response_model:
+            schedule = schedules.get((provider, response_model), _MISSING)
+            if schedule is _MISSING:
+                schedule = self.schedule(provider, response_model)
+            if schedule is not None:
+                return schedule.at(start_ns)  # type: ignore[union-attr]
+        if request_model and request_model != response_model:
+            schedule = self.schedule(provider, request_model)
+            if schedule is not None:
+                return schedule.at(start_ns)
         return None
 
     def _build(self, provider: str | None, model: str) -> Schedule | None:
