@@ -13,7 +13,7 @@ What the layer settles so that nothing after it has to:
   input (Anthropic's native API, passed through as it is) is recognised and summed
   (`cache_beside_input`), so no token is priced twice or missed;
 - the provider, when the span names none, is inferred from the model name;
-- cost: what the collector computed (`observatory.cost.*`) and what the SDK sent
+- cost: what the collector computed (`observatory.cost`) and what the SDK sent
   (`gen_ai.usage.cost.amount`, OpenLIT's `gen_ai.usage.cost`, OpenInference's `llm.cost.*`)
   are read apart, so both can be kept.
 """
@@ -58,19 +58,16 @@ SDK_COST_INPUT = ("llm.cost.prompt",)
 SDK_COST_OUTPUT = ("llm.cost.completion",)
 SDK_COST_CURRENCY = ("gen_ai.usage.cost.currency",)
 
-# Cost the collector computed (collector/processors/cost.py writes these; the storage writer
-# reads them into typed columns). Amounts in USD.
-COST_INPUT = ("observatory.cost.input_usd",)  # input tokens that were neither cache reads nor writes
-COST_CACHE_READ = ("observatory.cost.cache_read_usd",)
-COST_CACHE_WRITE = ("observatory.cost.cache_write_usd",)
-COST_OUTPUT = ("observatory.cost.output_usd",)  # output tokens that were not reasoning tokens
-COST_REASONING = ("observatory.cost.reasoning_usd",)
-COST_TOTAL = ("observatory.cost.total_usd",)  # the SDK's figure when it won (else: the components' sum)
-COST_SOURCE = ("observatory.cost.source",)  # override | sdk; absent with a price ref: computed
-COST_PRICE_REF = ("observatory.cost.price_ref",)  # which price: "genai-prices 0.2.3 openai/gpt-4o-mini"
-COST_PRICE_DATE = ("observatory.cost.price_date",)  # the price's effective-from day, YYYY-MM-DD
-# The span's own provider and normalised input, as the cost stage read them, so the writer
-# stores exactly what was priced.
+# Cost the collector computed, carried to the storage writer in ONE attribute per priced
+# span (each attribute added costs about a microsecond on the collector's hot path, and bytes
+# in the stream); the writer turns it into typed columns and leaves it out of the stored
+# attributes. Its value, '|'-separated (`carry_cost` / `read_cost`):
+#   1|source|input|cache_read|cache_write|output|reasoning|scale|sdk_total|price_date|price_ref
+# amounts are integers over `scale` USD (exact); source is computed, override or sdk (then
+# sdk_total is the SDK's figure that won); price_date is the price's effective-from day or
+# empty; price_ref says which price ("genai-prices 0.2.3 openai/gpt-4o-mini").
+COST = ("observatory.cost",)
+# The span's input as priced, when cache counts were beside it (Anthropic's native usage).
 INPUT_TOKENS_NORMALIZED = ("observatory.usage.input_tokens",)
 
 SOURCES = ("computed", "override", "sdk")
@@ -82,19 +79,17 @@ CONCEPTS = (
     PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, OPERATION, INPUT_TOKENS, OUTPUT_TOKENS, TOTAL_TOKENS,
     CACHE_READ_TOKENS, CACHE_WRITE_TOKENS, REASONING_TOKENS,
     SDK_COST_TOTAL, SDK_COST_INPUT, SDK_COST_OUTPUT, SDK_COST_CURRENCY,
-    COST_INPUT, COST_CACHE_READ, COST_CACHE_WRITE, COST_OUTPUT, COST_REASONING, COST_TOTAL,
-    COST_SOURCE, COST_PRICE_REF, COST_PRICE_DATE, INPUT_TOKENS_NORMALIZED,
+    COST, INPUT_TOKENS_NORMALIZED,
 )
 (S_PROVIDER, S_REQUEST_MODEL, S_RESPONSE_MODEL, S_OPERATION, S_INPUT_TOKENS, S_OUTPUT_TOKENS, S_TOTAL_TOKENS,
  S_CACHE_READ_TOKENS, S_CACHE_WRITE_TOKENS, S_REASONING_TOKENS,
  S_SDK_COST_TOTAL, S_SDK_COST_INPUT, S_SDK_COST_OUTPUT, S_SDK_COST_CURRENCY,
- S_COST_INPUT, S_COST_CACHE_READ, S_COST_CACHE_WRITE, S_COST_OUTPUT, S_COST_REASONING, S_COST_TOTAL,
- S_COST_SOURCE, S_COST_PRICE_REF, S_COST_PRICE_DATE, S_INPUT_NORMALIZED) = range(len(CONCEPTS))
+ S_COST, S_INPUT_NORMALIZED) = range(len(CONCEPTS))
 SLOTS = {key: (slot, rank) for slot, keys in enumerate(CONCEPTS) for rank, key in enumerate(keys)}
 UNRANKED = max(len(keys) for keys in CONCEPTS)  # worse than every real rank
 ALL_KEYS = frozenset(SLOTS)
 # What the collector writes: a reprice or a second collector must not read them as input.
-COMPUTED_SLOTS = frozenset(range(S_COST_INPUT, S_INPUT_NORMALIZED + 1))
+COMPUTED_SLOTS = frozenset((S_COST, S_INPUT_NORMALIZED))
 COMPUTED_KEYS = frozenset(key for key, (slot, _) in SLOTS.items() if slot in COMPUTED_SLOTS)
 
 # Instrumentation scopes known to report Anthropic-style usage (cache counts beside the input
@@ -320,33 +315,53 @@ def normalize(found: list[Any], scope_name: str | None = None,
     """The LLM facts from the values `SLOTS` picked (a list indexed by slot)."""
     used = usage(found, scope_name, beside_scopes)
     sdk_total = sdk_cost(found)
-    source = _text(found[S_COST_SOURCE])
-    total = _money(found[S_COST_TOTAL])
-    price_ref = _text(found[S_COST_PRICE_REF])
-    components = [_money(found[slot]) for slot in (S_COST_INPUT, S_COST_CACHE_READ, S_COST_CACHE_WRITE,
-                                                   S_COST_OUTPUT, S_COST_REASONING)]
-    if price_ref is not None:
-        # The collector priced the call. It writes only non-zero components (the others were
-        # priced at zero), no source when the computed figure won (the common case) and a
-        # total only when it is not the components' sum (the SDK's figure won).
-        components = [c if c is not None else Decimal(0) for c in components]
-        source = source or "computed"
-        if source != "sdk" or total is None:
-            total = sum(components, Decimal(0)) if source != "sdk" else sdk_total
-    elif source == "sdk" and total is not None:
-        pass  # the SDK's figure, for a model without a price
+    carried = read_cost(found[S_COST])
+    price_ref = price_date = None
+    if carried is not None:
+        source, components, total, price_date, price_ref = carried
+        if source == "sdk":
+            total = total if total is not None else sdk_total
     elif sdk_total is not None:
-        # No computed cost (cost stage off, or an older collector): the SDK's figure is all there is.
+        # No computed cost (an unknown model, the cost stage off, an older collector): the
+        # SDK's figure is all there is.
         source, total = "sdk", sdk_total
         components = [_money(found[S_SDK_COST_INPUT]), None, None, _money(found[S_SDK_COST_OUTPUT]), None]
     else:
-        source, total = None, None
+        source, total, components = None, None, [None] * 5
     return LlmFields(
         used.provider, used.request_model, used.response_model, _text(found[S_OPERATION]), used.input_tokens,
         used.output_tokens, used.total_tokens, used.cache_read_tokens, used.cache_write_tokens, used.reasoning_tokens,
-        *components, total, source, sdk_total, price_ref, _text(found[S_COST_PRICE_DATE]),
+        *components, total, source, sdk_total, price_ref, price_date,
         used.provider_inferred,
     )
+
+
+def carry_cost(source: str, amounts: tuple[int, int, int, int, int], scale: int, sdk_total: Any,
+               price_date: str | None, price_ref: str) -> str:
+    """The value of the `observatory.cost` attribute (see COST)."""
+    return (f"1|{source}|{amounts[0]}|{amounts[1]}|{amounts[2]}|{amounts[3]}|{amounts[4]}|{scale}|"
+            f"{'' if sdk_total is None else sdk_total}|{price_date or ''}|{price_ref}")
+
+
+def read_cost(value: Any) -> tuple[str, list[Decimal], Decimal | None, str | None, str] | None:
+    """(source, [input, cache read, cache write, output, reasoning], total, price date, price ref)
+    from an `observatory.cost` value; None when it is absent or not one."""
+    if type(value) is not str or not value.startswith("1|"):
+        return None
+    parts = value.split("|", 10)
+    if len(parts) != 11 or parts[1] not in SOURCES:
+        return None
+    try:
+        numbers = [int(n) for n in parts[2:8]]
+    except ValueError:
+        return None
+    scale = numbers[5]
+    if scale <= 0 or any(n < 0 for n in numbers):
+        return None
+    unit = Decimal(scale)
+    components = [Decimal(n) / unit for n in numbers[:5]]
+    total = _money(parts[8]) if parts[1] == "sdk" else sum(components, Decimal(0))
+    return parts[1], components, total, parts[9] or None, parts[10]
 
 
 def pick(attrs: Mapping[str, Any], skip_slots: frozenset[int] = frozenset()) -> list[Any] | None:

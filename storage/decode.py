@@ -59,6 +59,7 @@ LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text",
 MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
 _NO_LLM = genai.NOT_LLM
+_COST_CARRIER = genai.COST[0]
 
 
 class UndecodableEntry(ValueError):
@@ -169,6 +170,8 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                 attrs = _attributes(span.attributes)
                 # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
                 llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs, scope_name)
+                if llm.cost_price_ref is not None:
+                    del attrs[_COST_CARRIER]  # now in typed columns
                 status = span.status
                 spans_out.append((
                     trace_id, span_id, span.parent_span_id or None, _text(span.trace_state), span.flags,

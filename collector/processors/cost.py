@@ -6,7 +6,7 @@ where absent). Prices come from collector/processors/pricing.py (genai-prices wi
 PRICING_FILE on top), looked up once per (provider, model).
 
 The cost the SDK sent is kept beside the computed one. Which becomes the span's cost
-(`observatory.cost.total_usd`, `observatory.cost.source`) is SDK_COST_POLICY's choice:
+(the source in the `observatory.cost` attribute the writer reads) is SDK_COST_POLICY's choice:
 `plausible` (default) takes the SDK's figure unless it is zero while tokens were used (OpenLIT
 sends 0 whenever it has no price list) or there is no computed one to compare; `always`
 takes any SDK figure; `never` only the computed one.
@@ -33,10 +33,7 @@ log = get_logger("collector.cost")
 SDK_COST_POLICIES = ("plausible", "always", "never")
 UNKNOWN_LOG_LIMIT = 1000  # log each unknown model once, for at most this many names
 UNKNOWN_METRIC_LIMIT = 200  # distinct model labels on the unpriced metric; the rest count as "other"
-_AMOUNT_KEYS = (genai.COST_INPUT[0], genai.COST_CACHE_READ[0], genai.COST_CACHE_WRITE[0], genai.COST_OUTPUT[0],
-                genai.COST_REASONING[0])
-_TOTAL_KEY, _SOURCE_KEY = genai.COST_TOTAL[0], genai.COST_SOURCE[0]
-_REF_KEY, _DATE_KEY = genai.COST_PRICE_REF[0], genai.COST_PRICE_DATE[0]
+_COST_KEY = genai.COST[0]
 _INPUT_KEY = genai.INPUT_TOKENS_NORMALIZED[0]
 # A span that already carries a computed cost (sent through a second collector) is priced
 # again from its own facts: those values are not read as input.
@@ -124,28 +121,19 @@ class CostCalculator:
                                     used.cache_write_tokens or 0, used.reasoning_tokens or 0)
         sdk = genai.sdk_cost(found)
         source = choose(priced, sdk, (input_tokens or 0) + (output_tokens or 0), self.policy)
-        attributes = span.attributes
         if priced is not None:
-            scale = priced.scale
-            for key, amount in zip(_AMOUNT_KEYS, priced[:5]):
-                if amount:
-                    attributes.add(key=key).value.double_value = amount / scale
+            # One attribute carries it all to the writer (common/genai.py, COST): each one
+            # added costs about a microsecond here.
             period = priced.period
-            attributes.add(key=_REF_KEY).value.string_value = period.ref
-            if period.effective_from:
-                attributes.add(key=_DATE_KEY).value.string_value = period.effective_from
+            attributes = span.attributes
+            attributes.add(key=_COST_KEY).value.string_value = genai.carry_cost(
+                source, priced[:5], priced.scale, sdk if source == "sdk" else None,  # type: ignore[arg-type]
+                period.effective_from, period.ref)
             if input_tokens != found[genai.S_INPUT_TOKENS]:  # cache counts were beside the input: say what was priced
                 attributes.add(key=_INPUT_KEY).value.int_value = input_tokens
         if source is None:
             return "unknown_model" if priced is None and (input_tokens is not None or output_tokens is not None) \
                 else "no_tokens"
-        if source == "computed":
-            # The common case, written in the fewest attributes (each costs on the hot path and
-            # in the stream): no source means computed, and the total is the components' sum.
-            return "priced"
-        if source == "sdk":
-            attributes.add(key=_TOTAL_KEY).value.double_value = float(sdk)  # type: ignore[arg-type]
-        attributes.add(key=_SOURCE_KEY).value.string_value = source
         return "sdk_cost" if source == "sdk" else "priced"
 
     def _unknown(self, used: genai.Usage, unpriced: Counter[str]) -> None:

@@ -39,10 +39,7 @@ log = get_logger("collector.tail_sampling")
 # A span's cost, as the cost stage (which ran before this stage) left it: its total when the
 # SDK's figure won; else, when it priced the call, the sum of its components (it writes no
 # total then); else what the SDK sent, in genai's order.
-_STAGE_TOTAL = genai.COST_TOTAL[0]
-_PRICE_REF = genai.COST_PRICE_REF[0]
-_PARTS = frozenset(genai.COST_INPUT + genai.COST_CACHE_READ + genai.COST_CACHE_WRITE + genai.COST_OUTPUT
-                   + genai.COST_REASONING)
+_COST_KEY = genai.COST[0]
 SDK_KEYS = {key: rank for rank, key in enumerate(genai.SDK_COST_TOTAL)}
 PUBLISH_SPANS = 1000  # spans per stream entry the background task writes
 
@@ -165,21 +162,16 @@ class TailSampler:
         trace.end = max(trace.end, span.end_time_unix_nano)
         if not span.parent_span_id:
             trace.root_ns = span.end_time_unix_nano - span.start_time_unix_nano
-        stage_total = None
-        parts, computed, best, sdk = 0.0, False, len(SDK_KEYS), 0.0
+        carried, best, sdk = None, len(SDK_KEYS), 0.0
         for kv in span.attributes:
             key = kv.key
-            if key in _PARTS:
-                parts += kv.value.double_value
-            elif key == _PRICE_REF:
-                computed = True
-            elif key == _STAGE_TOTAL:
-                stage_total = kv.value.double_value
+            if key == _COST_KEY:
+                carried = genai.read_cost(kv.value.string_value)
             else:
                 rank = SDK_KEYS.get(key)
                 if rank is not None and rank < best:  # an SDK may send a whole-dollar cost as an int
                     best, sdk = rank, kv.value.double_value or kv.value.int_value
-        trace.cost += stage_total if stage_total is not None else parts if computed else sdk
+        trace.cost += float(carried[2] or 0) if carried is not None else sdk
         if trace.rule is None:
             trace.rule = self._rule(span, service)
 

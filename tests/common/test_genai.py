@@ -94,17 +94,22 @@ def test_a_cost_in_another_currency_or_negative_or_huge_is_not_taken() -> None:
 
 
 def test_what_the_collector_computed_is_read_back_with_its_source() -> None:
-    fields = genai.extract({"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 10,
-                            "observatory.cost.input_usd": 0.5, "observatory.cost.output_usd": 0.25,
-                            "observatory.cost.price_ref": "PRICING_FILE p.json m*", "observatory.cost.source": "override",
-                            "observatory.cost.price_date": "2026-03-01", "gen_ai.usage.cost": 9.0})
+    # 1|source|input|cache read|cache write|output|reasoning|scale|sdk total|price date|price ref
+    fields = genai.extract({"gen_ai.request.model": "m", "gen_ai.usage.input_tokens": 10, "gen_ai.usage.cost": 9.0,
+                            "observatory.cost": "1|override|50|0|0|25|0|100|3|2026-03-01|PRICING_FILE p.json m|x*"})
     assert (fields.cost_input_usd, fields.cost_cache_read_usd, fields.cost_output_usd) == (Decimal("0.5"), 0, Decimal("0.25"))
     assert (fields.cost_total_usd, fields.cost_source, fields.cost_sdk_usd) == (Decimal("0.75"), "override", Decimal(9))
-    assert fields.cost_price_date == "2026-03-01"
-    won = genai.extract({"gen_ai.request.model": "m", "observatory.cost.input_usd": 0.5,
-                         "observatory.cost.price_ref": "genai-prices x", "observatory.cost.source": "sdk",
-                         "observatory.cost.total_usd": 9.0, "gen_ai.usage.cost": 9.0})
+    assert (fields.cost_price_date, fields.cost_price_ref) == ("2026-03-01", "PRICING_FILE p.json m|x*")
+    won = genai.extract({"gen_ai.request.model": "m", "gen_ai.usage.cost": 9.0,
+                         "observatory.cost": "1|sdk|50|0|0|0|0|100|9.0||genai-prices x"})
     assert (won.cost_total_usd, won.cost_source, won.cost_input_usd) == (Decimal(9), "sdk", Decimal("0.5"))
+
+
+@pytest.mark.parametrize("value", ["2|computed|1|0|0|0|0|1||", "1|free|1|0|0|0|0|1|||r", "1|computed|x|0|0|0|0|1|||r",
+                                   "1|computed|1|0|0|0|0|0|||r", "1|computed|-1|0|0|0|0|1|||r", 7])
+def test_a_malformed_cost_carrier_is_ignored(value: object) -> None:
+    fields = genai.extract({"gen_ai.request.model": "m", "observatory.cost": value})
+    assert (fields.cost_total_usd, fields.cost_source) == (None, None)
 
 
 def test_attributes_without_llm_keys_are_not_llm() -> None:
