@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from storage.migrations import LOCK_KEY, split_statements
+from storage.migrations import DEFAULT_DIR, LOCK_KEY, split_statements
 from tests.cli.conftest import Cli, cli_env, query, schema_dump
 from tests.conftest import ADMIN_DSN
 
@@ -34,7 +34,11 @@ def test_up_down_up_leaves_the_same_schema(cli: Cli) -> None:
 def test_status_lists_each_migration(cli: Cli) -> None:
     status = cli("migrate", "status")
     assert status.code == 0
-    assert "0001     initial" in status.out and "1 applied, 0 pending" in status.out
+    names = sorted(path.name[:-len(".up.sql")] for path in DEFAULT_DIR.glob("*.up.sql"))
+    for name in names:
+        version, label = name.split("_", 1)
+        assert f"{version}     {label}" in status.out
+    assert f"{len(names)} applied, 0 pending" in status.out
 
 
 def test_a_changed_migration_is_refused(cli: Cli, migrations_copy: Path) -> None:
@@ -151,7 +155,7 @@ def test_a_badly_named_file_is_reported(cli: Cli, migrations_copy: Path) -> None
 def test_up_creates_the_database_when_missing(cli: Cli, unmigrated_dsn: str) -> None:
     outcome = cli("migrate", "up", **cli_env(unmigrated_dsn, "unused:"))
     assert outcome.code == 0 and "created database" in outcome.out
-    assert query(unmigrated_dsn, "SELECT count(*) FROM schema_migrations") == [(1,)]
+    assert query(unmigrated_dsn, "SELECT count(*) FROM schema_migrations") == [(len(list(DEFAULT_DIR.glob("*.up.sql"))),)]
 
 
 @pytest.mark.parametrize(
