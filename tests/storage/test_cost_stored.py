@@ -257,6 +257,42 @@ def test_migration_0003_keeps_an_existing_cost_as_a_legacy_total(fresh_database:
             (D("512.0002"), D("512.0002"), D(0))]
 
 
+def test_reprice_gives_a_legacy_row_its_components_and_moves_its_rollup_share(fresh_database: Database) -> None:
+    # A span the old collector priced at $512.0002 (the per-million bug), its figure in llm.cost.*.
+    attributes = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-3.5-turbo",
+                  "gen_ai.usage.input_tokens": 1200, "gen_ai.usage.cache_read.input_tokens": 1024,
+                  "gen_ai.usage.output_tokens": 80, "llm.cost.prompt": 512.0001, "llm.cost.completion": 0.0001,
+                  "llm.cost.total": 512.0002}
+    with psycopg.connect(fresh_database.admin_dsn) as conn, Migrator(conn) as migrator:
+        migrator.down(steps=None, to=1)
+        conn.execute("""INSERT INTO spans (trace_id, span_id, name, service_name, start_time, end_time,
+                            start_time_unix_nano, end_time_unix_nano, duration_ns, llm_provider, llm_request_model,
+                            input_tokens, output_tokens, total_tokens, cache_read_tokens, cost_input_usd,
+                            cost_output_usd, cost_total_usd, attributes)
+                        VALUES ('\\x01', '\\x02', 'chat', 'svc', '2026-01-01 10:00:30+00', '2026-01-01 10:00:31+00',
+                                1767261630000000000, 1767261631000000000, 10, 'openai', 'gpt-3.5-turbo', 1200, 80,
+                                1280, 1024, 512.0001, 0.0001, 512.0002, %s)""", (psycopg.types.json.Jsonb(attributes),))
+        for tier, bucket in (("span_rollups_1m", "2026-01-01 10:00+00"), ("span_rollups_1h", "2026-01-01 10:00+00")):
+            conn.execute(f"""INSERT INTO {tier} (bucket, service_name, model, provider, span_count, error_count,
+                                 input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns)
+                             VALUES (%s, 'svc', 'gpt-3.5-turbo', 'openai', 1, 0, 1200, 80, 512.0002, 10, 10)""",
+                         (bucket,))
+        conn.commit()
+        migrator.up()
+    with psycopg.connect(fresh_database.admin_dsn, autocommit=True) as conn:
+        window = (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc))
+        done = reprice(conn, *window, load_price_book(None), "plausible", batch=10, dry_run=False)
+        assert (done.examined, done.changed, done.before, done.after) == (1, 1, D("512.0002"), D("0.00072"))
+        # By hand: 176 × $0.50 + 1,024 × $0.50 (no cache price) + 80 × $1.50 per 1M = $0.00072.
+        assert conn.execute("""SELECT cost_input_usd, cost_cache_read_usd, cost_output_usd, cost_total_usd,
+                                      cost_source, cost_sdk_usd FROM spans""").fetchall() == [
+            (D("0.000088"), D("0.000512"), D("0.00012"), D("0.00072"), "computed", None)]
+        for tier in ("span_rollups_1m", "span_rollups_1h"):
+            assert conn.execute(f"""SELECT cost_usd, cost_input_usd, cost_cache_read_usd, cost_output_usd,
+                                           cost_other_usd, span_count FROM {tier}""").fetchall() == [
+                (D("0.00072"), D("0.000088"), D("0.000512"), D("0.00012"), D(0), 1)]
+
+
 @pytest.mark.timescaledb
 async def test_on_timescaledb_aggregates_sum_components_and_follow_a_reprice(tmp_path: Path) -> None:
     from tests.conftest import create_database, drop_database
