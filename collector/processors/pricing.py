@@ -214,6 +214,12 @@ def _library_schedule(provider: Any, model: Any) -> tuple[list[Period], Any]:
     return periods, time_of_day
 
 
+def _has_token_prices(model: Any) -> bool:
+    """Whether the library prices the model's text tokens at all (not only audio hours, images, requests)."""
+    prices = [model.prices] if not isinstance(model.prices, list) else [c.prices for c in model.prices]
+    return any(getattr(p, "input_mtok", None) is not None or getattr(p, "output_mtok", None) is not None for p in prices)
+
+
 _TIME_OF_DAY_TABLES: dict[int, TierTable] = {}
 
 
@@ -429,7 +435,7 @@ class PriceBook:
         periods: list[Period] = []
         time_of_day, library_ref = None, ""
         found = _library_lookup(provider, model)
-        if found is not None:
+        if found is not None and _has_token_prices(found[1]):
             periods, time_of_day = _library_schedule(*found)
             library_ref = periods[0].ref if periods else ""
         entries = self.user.matching(provider, model)
@@ -446,9 +452,7 @@ class PriceBook:
                                       entry.effective_from.isoformat() if entry.effective_from else None))
         if not periods:
             return None
-        if periods[0].start_ns > 0 and time_of_day is None:
-            pass  # before the first known price: the earliest one applies (Schedule.at)
-        periods.sort(key=lambda p: p.start_ns)
+        periods.sort(key=lambda p: p.start_ns)  # before the first price's date, the earliest applies (Schedule.at)
         return Schedule(tuple(p.start_ns for p in periods), tuple(periods), time_of_day, library_ref)
 
 
