@@ -79,3 +79,16 @@ def test_a_model_priced_only_per_audio_hour_is_unpriced_not_free() -> None:
 def test_cost_amounts_are_exact_decimals() -> None:
     period = PriceBook().period("openai", "gpt-4o-mini", None, 0)
     assert price_call(period, 1200, 80, 1024, 0, 0).usd()[5] == Decimal("0.0001512")
+
+
+def test_the_documented_example_pricing_file_loads() -> None:
+    from pathlib import Path
+
+    from collector.processors.pricing import load_price_book
+
+    example = Path(__file__).resolve().parents[2] / "docs" / "pricing.example.json"
+    book = load_price_book(str(example))
+    period = book.period("anthropic", "claude-sonnet-4-5-20250929", None, int(datetime(2026, 4, 1).timestamp()) * 10**9)
+    assert (period.source, period.effective_from) == ("override", "2026-03-01")
+    # 250k input (above the tier): 250,000 × $5.40 per 1M
+    assert price_call(period, 250_000, 0, 0, 0, 0).usd()[5] == Decimal("1.35")
