@@ -24,7 +24,7 @@ from collector.processors.pricing import load_pricing
 from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import Validator
+from collector.processors.validation import Limits, Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
@@ -42,7 +42,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
     """
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator()]
+    processors: list[Processor] = [Validator(Limits(future_window_s=settings.future_span_window))]
     if settings.enable_sampling:
         processors.append(HeadSampler(configure.head_sampling(settings)))
     if settings.enable_pii_detection:
