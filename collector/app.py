@@ -29,7 +29,7 @@ from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ReadyCheck, ops_app, start_site
+from common.ops import ReadyCheck, ops_app, redis_writable, start_site
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -72,8 +72,7 @@ def make_redis(settings: CollectorSettings) -> Redis:
 
 def redis_check(redis: Redis) -> ReadyCheck:
     async def check() -> str | None:
-        await redis.ping()
-        return None
+        return await redis_writable(redis)
     return check
 
 
