@@ -70,10 +70,17 @@ def make_redis(settings: CollectorSettings) -> Redis:
     )
 
 
-def redis_check(redis: Redis) -> ReadyCheck:
+def redis_check(redis: Redis, exporter: StreamExporter | None = None) -> ReadyCheck:
+    """Redis answers and takes writes: not at maxmemory, and the last publish was not
+    refused for lack of memory (a refused request's own bytes leave Redis's count with it)."""
     async def check() -> str | None:
-        return await redis_writable(redis)
+        refusing = exporter.refusing() if exporter is not None else None
+        return refusing or await redis_writable(redis)
     return check
+
+
+def _stream_exporter(pipeline: Pipeline) -> StreamExporter | None:
+    return pipeline.exporter if isinstance(pipeline.exporter, StreamExporter) else None
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis)}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(redis, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(
