@@ -62,7 +62,7 @@ class StorageWriter:
         self.failures = FailureCounts(redis, self.stream.keys, settings.max_deliveries)
         self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
         self.stopping = asyncio.Event()
-        self.store = Store(self._connect, self.stopping)
+        self.store = Store(self._connect)
         self._last_claim = 0.0
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
