@@ -145,6 +145,70 @@ async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Row
     return await spans.fetchall(), await events.fetchall(), await links.fetchall()
 
 
+# A trace's totals over all its spans: trace search and the trace answer both use it.
+SUMMARIES = f"""
+SELECT trace_id,
+       min(start_time_unix_nano) AS start_ns,
+       max(end_time_unix_nano) AS end_ns,
+       count(*) AS span_count,
+       count(*) FILTER (WHERE status_code = {ERROR}) AS error_count,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(cost_total_usd), 0) AS cost_usd,
+       array_agg(DISTINCT service_name ORDER BY service_name) AS services
+FROM spans
+WHERE trace_id = ANY(%s)
+GROUP BY trace_id
+"""
+_TRACE_ROOT = """
+SELECT span_id AS root_span_id, name AS root_name, service_name AS root_service
+FROM spans WHERE trace_id = %s
+ORDER BY parent_span_id IS NOT NULL, start_time_unix_nano, span_id
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class TracePage:
+    summary: dict[str, Any] | None  # None: no such trace
+    spans: Rows  # up to limit + 1, by start time (the extra one tells that another page exists)
+    events: Rows
+    links: Rows
+
+
+async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:
+    """One page of a trace: its summary over all its spans (computed by the database, so a
+    trace of any size costs the API the memory of one page), then up to limit + 1 spans by
+    (start, span id) after the keyset position, with their events and links."""
+    where = Where()
+    where.add("trace_id = %s", trace_id)
+    if after is not None:
+        where.add("(start_time_unix_nano, span_id) > (%s, %s)", *after)
+    totals, root, spans = (conn.cursor(row_factory=dict_row) for _ in range(3))
+    async with conn.pipeline():
+        await totals.execute(SUMMARIES, ([trace_id],))
+        await root.execute(_TRACE_ROOT, (trace_id,))
+        await spans.execute(
+            f"SELECT {SPAN_FIELDS} FROM spans WHERE {where.sql()} ORDER BY start_time_unix_nano, span_id LIMIT %s",
+            [*where.args, limit + 1],
+        )
+    summary, root_row, rows = await totals.fetchone(), await root.fetchone(), await spans.fetchall()
+    if summary is None or root_row is None:
+        return TracePage(None, [], [], [])
+    span_ids = list({bytes(r["span_id"]) for r in rows[:limit]})
+    events, links = (conn.cursor(row_factory=dict_row) for _ in range(2))
+    async with conn.pipeline():
+        await events.execute(
+            f"SELECT {EVENT_FIELDS} FROM span_events WHERE trace_id = %s AND span_id = ANY(%s) ORDER BY span_id, event_index",
+            (trace_id, span_ids),
+        )
+        await links.execute(
+            f"SELECT {LINK_FIELDS} FROM span_links WHERE trace_id = %s AND span_id = ANY(%s) ORDER BY span_id, link_index",
+            (trace_id, span_ids),
+        )
+    return TracePage({**summary, **root_row}, rows, await events.fetchall(), await links.fetchall())
+
+
 async def events_and_links(
     conn: AsyncConnection, trace_id: bytes, span_id: bytes | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -18,7 +18,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from api.queries import ERROR, MS, Where, in_window
+from api.queries import ERROR, MS, SUMMARIES, Where, in_window
 from api.window import Window, as_datetime
 
 _ROOTS = """
@@ -28,20 +28,6 @@ FROM spans AS r
 WHERE {where}
 ORDER BY {order}
 LIMIT %s
-"""
-_SUMMARIES = f"""
-SELECT trace_id,
-       min(start_time_unix_nano) AS start_ns,
-       max(end_time_unix_nano) AS end_ns,
-       count(*) AS span_count,
-       count(*) FILTER (WHERE status_code = {ERROR}) AS error_count,
-       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
-       coalesce(sum(cost_total_usd), 0) AS cost_usd,
-       array_agg(DISTINCT service_name ORDER BY service_name) AS services
-FROM spans
-WHERE trace_id = ANY(%s)
-GROUP BY trace_id
 """
 # Trace-level filters look at the trace's spans starting within this much of its root: the
 # time bound lets each probe skip the other days' partitions (3-5x faster on 10M spans).
@@ -98,6 +84,6 @@ async def search_traces(
         roots = await cur.fetchall()
         if not roots:
             return []
-        await cur.execute(_SUMMARIES, ([bytes(r["trace_id"]) for r in roots],))
+        await cur.execute(SUMMARIES, ([bytes(r["trace_id"]) for r in roots],))
         totals = {bytes(t["trace_id"]): t for t in await cur.fetchall()}
     return [{**totals[bytes(r["trace_id"])], **r} for r in roots]
