@@ -38,6 +38,10 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
         # one answer; the percentile sorts fit in memory instead of spilling to disk.
         await conn.execute("SET jit = off")
         await conn.execute(f"SET work_mem = '{WORK_MEM}'")
+        # No parallel workers: a lookup by trace id over compressed chunks waited 100+ ms for
+        # workers to start on a busy 2-core machine to save a few ms of bloom-filter checks,
+        # and the API's answers are many small queries at once, not one big one.
+        await conn.execute("SET max_parallel_workers_per_gather = 0")
 
     return AsyncConnectionPool(
         settings.database_readonly_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
