@@ -135,6 +135,7 @@ def sample_slices(span: Window, bucket: timedelta, every: int) -> list[Window]:
 
 async def _percentiles(
     conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], every: int,
+    sample_cap: int = 100_000,
 ) -> dict[tuple[Any, ...], list[float]]:
     """Exact percentile_cont over the spans of the window (every == 1), or over those starting
     in one slice of 1/every of each bucket. Only the time index and the filters pick the rows,
@@ -150,14 +151,17 @@ async def _percentiles(
         source_args = args + where.args
     else:
         slices = sample_slices(span, bucket, every)
-        # One index range scan per slice (a few hundred at most: one per bucket).
+        # One index range scan per slice, one slice per bucket. The LIMIT (never reached
+        # unless one slice alone holds more than the whole sample) keeps the subquery from
+        # being flattened: the planner cannot estimate the slices, and once chose a scan of
+        # every span joined to them (24 s instead of 40 ms on 1M spans).
         source = (
             f"SELECT {select}, duration_ns FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::bigint[]) "
             f"AS sl(lo, hi, lo_ns, hi_ns) CROSS JOIN LATERAL (SELECT * FROM spans WHERE start_time >= sl.lo AND start_time < sl.hi "
-            f"AND start_time_unix_nano >= sl.lo_ns AND start_time_unix_nano < sl.hi_ns AND {where.sql()}) AS spans"
+            f"AND start_time_unix_nano >= sl.lo_ns AND start_time_unix_nano < sl.hi_ns AND {where.sql()} LIMIT %s) AS spans"
         )
         source_args = args + [[w.start for w in slices], [w.end for w in slices],
-                              [w.start_ns for w in slices], [w.end_ns for w in slices]] + where.args
+                              [w.start_ns for w in slices], [w.end_ns for w in slices]] + where.args + [sample_cap]
     statement = (
         f"SELECT {keys}, percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ns) AS p "
         f"FROM ({source}) AS s GROUP BY {keys}"
@@ -204,7 +208,7 @@ async def _sampled_percentiles(
     async with pool.connection() as conn:
         count = await _rollup_span_count(conn, f, span, tiers)
         every = max(1, math.ceil(count / sample_spans))
-        return await _percentiles(conn, f, span, bucket, groups, every), 1 / every
+        return await _percentiles(conn, f, span, bucket, groups, every, sample_spans), 1 / every
 
 
 async def usage(

@@ -164,8 +164,8 @@ def fill_rollups(dsn: str) -> None:
         conn.execute("""
             INSERT INTO span_rollups_1m
             SELECT date_trunc('minute', start_time), service_name, coalesce(llm_request_model, llm_response_model),
-                   llm_provider, count(*), count(*) FILTER (WHERE status_code = 2), sum(input_tokens),
-                   sum(output_tokens), sum(cost_total_usd), sum(duration_ns), max(duration_ns)
+                   llm_provider, count(*), count(*) FILTER (WHERE status_code = 2), coalesce(sum(input_tokens), 0),
+                   coalesce(sum(output_tokens), 0), coalesce(sum(cost_total_usd), 0), sum(duration_ns), max(duration_ns)
             FROM spans GROUP BY 1, 2, 3, 4
         """)
         conn.execute("ANALYZE")

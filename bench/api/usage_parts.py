@@ -40,6 +40,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     dsn = psycopg.conninfo.make_conninfo(args.admin_dsn, dbname=args.database, user="observatory_readonly")
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         await conn.execute("SET jit = off")
+        await conn.execute("SET max_parallel_workers_per_gather = 0")  # as the API's sessions
         await conn.execute(f"SET work_mem = '{WORK_MEM}'")
         cur = await conn.execute("SELECT max(start_time_unix_nano), count(*) FROM spans")
         last, total = await cur.fetchone()  # type: ignore[misc]
