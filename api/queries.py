@@ -145,9 +145,8 @@ async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Row
     return await spans.fetchall(), await events.fetchall(), await links.fetchall()
 
 
-# A trace's totals over all its spans: trace search and the trace answer both use it.
-_TOTALS = f"""
-SELECT trace_id,
+# A trace's totals: the trace answer sums all its spans, trace search those near its root.
+TRACE_TOTALS = f"""
        min(start_time_unix_nano) AS start_ns,
        max(end_time_unix_nano) AS end_ns,
        count(*) AS span_count,
@@ -156,11 +155,8 @@ SELECT trace_id,
        coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
        coalesce(sum(cost_total_usd), 0) AS cost_usd,
        array_agg(DISTINCT service_name ORDER BY service_name) AS services
-FROM spans
-WHERE {{where}}
-GROUP BY trace_id
 """
-SUMMARIES = _TOTALS.format(where="trace_id = ANY(%s)")
+_TOTALS = f"SELECT trace_id, {TRACE_TOTALS} FROM spans WHERE {{where}} GROUP BY trace_id"
 # A trace's time bounds first: the reads below then skip every other partition or chunk.
 # On compressed chunks this matters most: it decompresses only the id and time columns of
 # the batches whose bloom filter may hold the id, where a full read decompressed every
