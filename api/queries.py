@@ -157,16 +157,17 @@ TRACE_TOTALS = f"""
        array_agg(DISTINCT service_name ORDER BY service_name) AS services
 """
 _TOTALS = f"SELECT trace_id, {TRACE_TOTALS} FROM spans WHERE {{where}} GROUP BY trace_id"
-# A trace's time bounds first: the reads below then skip every other partition or chunk.
-# On compressed chunks this matters most: it decompresses only the id and time columns of
-# the batches whose bloom filter may hold the id, where a full read decompressed every
-# column of those batches (false positives included).
-# (count(*) keeps the planner from answering min and max by two separate ordered scans.)
-_TRACE_BOUNDS = "SELECT min(start_time), max(start_time), count(*) FROM spans WHERE trace_id = %s"
-_OF_TRACE = "trace_id = %s AND start_time >= %s AND start_time <= %s"
-_TRACE_ROOT = f"""
+# A trace's totals and time bounds first (one scan: on compressed chunks it decompresses
+# only the columns it sums, and only of the batches whose bloom filter may hold the id);
+# the page, its events and links then read only the chunks or partitions in those bounds,
+# instead of every column of every bloom match (false positives included) in every chunk.
+_TRACE_TOTALS = f"""
+SELECT {TRACE_TOTALS}, min(start_time) AS first_start, max(start_time) AS last_start
+FROM spans WHERE trace_id = %s HAVING count(*) > 0
+"""
+_TRACE_ROOT = """
 SELECT span_id AS root_span_id, name AS root_name, service_name AS root_service
-FROM spans WHERE {_OF_TRACE}
+FROM spans WHERE trace_id = %s
 ORDER BY parent_span_id IS NOT NULL, start_time_unix_nano, span_id
 LIMIT 1
 """
@@ -183,39 +184,30 @@ class TracePage:
 async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:
     """One page of a trace: its summary over all its spans (computed by the database, so a
     trace of any size costs the API the memory of one page), then up to limit + 1 spans by
-    (start, span id) after the keyset position, with their events and links."""
-    async with conn.cursor() as cur:
-        await cur.execute(_TRACE_BOUNDS, (trace_id,))
-        first, last, _ = await cur.fetchone() or (None, None, 0)
-    if first is None:
+    (start, span id) after the keyset position, with their events and links. Two round trips."""
+    totals, root = (conn.cursor(row_factory=dict_row) for _ in range(2))
+    async with conn.pipeline():
+        await totals.execute(_TRACE_TOTALS, (trace_id,))
+        await root.execute(_TRACE_ROOT, (trace_id,))
+    summary, root_row = await totals.fetchone(), await root.fetchone()
+    if summary is None or root_row is None:
         return TracePage(None, [], [], [])
-    of_trace = (trace_id, first, last)
+    first, last = summary.pop("first_start"), summary.pop("last_start")
     where = Where()
-    where.add(_OF_TRACE, *of_trace)
+    where.add("trace_id = %s AND start_time >= %s AND start_time <= %s", trace_id, first, last)
     if after is not None:
         where.add("(start_time_unix_nano, span_id) > (%s, %s)", *after)
-    totals, root, spans = (conn.cursor(row_factory=dict_row) for _ in range(3))
+    page = f"FROM spans WHERE {where.sql()} ORDER BY start_time_unix_nano, span_id LIMIT %s"
+    # Events and links of exactly the page's spans: the page's query again, as a subquery.
+    of_page = (f"trace_id = %s AND span_start_time >= %s AND span_start_time <= %s "
+               f"AND span_id IN (SELECT span_id {page})")
+    of_page_args = [trace_id, first, last, *where.args, limit]
+    spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
     async with conn.pipeline():
-        await totals.execute(_TOTALS.format(where=_OF_TRACE), of_trace)
-        await root.execute(_TRACE_ROOT, of_trace)
-        await spans.execute(
-            f"SELECT {SPAN_FIELDS} FROM spans WHERE {where.sql()} ORDER BY start_time_unix_nano, span_id LIMIT %s",
-            [*where.args, limit + 1],
-        )
-    summary, root_row, rows = await totals.fetchone(), await root.fetchone(), await spans.fetchall()
-    if summary is None or root_row is None:  # the trace's spans were dropped in between
-        return TracePage(None, [], [], [])
-    span_ids = list({bytes(r["span_id"]) for r in rows[:limit]})
-    events, links = (conn.cursor(row_factory=dict_row) for _ in range(2))
-    of_spans = "trace_id = %s AND span_id = ANY(%s) AND span_start_time >= %s AND span_start_time <= %s"
-    async with conn.pipeline():
-        await events.execute(
-            f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_spans} ORDER BY span_id, event_index", (trace_id, span_ids, first, last),
-        )
-        await links.execute(
-            f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_spans} ORDER BY span_id, link_index", (trace_id, span_ids, first, last),
-        )
-    return TracePage({**summary, **root_row}, rows, await events.fetchall(), await links.fetchall())
+        await spans.execute(f"SELECT {SPAN_FIELDS} {page}", [*where.args, limit + 1])
+        await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_page} ORDER BY span_id, event_index", of_page_args)
+        await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_page} ORDER BY span_id, link_index", of_page_args)
+    return TracePage({"trace_id": trace_id, **summary, **root_row}, await spans.fetchall(), await events.fetchall(), await links.fetchall())
 
 
 async def events_and_links(
