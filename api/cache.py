@@ -36,6 +36,16 @@ class AnswerCache:
         canonical = orjson.dumps([route, values], option=orjson.OPT_SORT_KEYS)
         return self.prefix + hashlib.sha256(canonical).hexdigest()
 
+    async def put(self, key: str, body: bytes) -> None:
+        """Store an answer computed elsewhere (a failure is counted and logged, not raised)."""
+        if self.ttl == 0:
+            return
+        try:
+            await self.redis.set(key, body, ex=self.ttl)
+        except (RedisError, OSError) as exc:
+            REDIS_ERRORS.labels("cache").inc()
+            log.warning("cache write failed", error=str(exc))
+
     async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> tuple[bytes, str]:
         """The answer body, and "hit", "miss" or "off"."""
         if self.ttl == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -181,18 +182,25 @@ class TracePage:
     links: Rows
 
 
-async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:
-    """One page of a trace: its summary over all its spans (computed by the database, so a
-    trace of any size costs the API the memory of one page), then up to limit + 1 spans by
-    (start, span id) after the keyset position, with their events and links. Two round trips."""
+async def trace_summary(conn: AsyncConnection, trace_id: bytes) -> dict[str, Any] | None:
+    """A trace's totals over all its spans, its root, and first_start / last_start (the
+    bounds of its spans' start times), computed by the database; None: no such trace."""
     totals, root = (conn.cursor(row_factory=dict_row) for _ in range(2))
     async with conn.pipeline():
         await totals.execute(_TRACE_TOTALS, (trace_id,))
         await root.execute(_TRACE_ROOT, (trace_id,))
     summary, root_row = await totals.fetchone(), await root.fetchone()
     if summary is None or root_row is None:
-        return TracePage(None, [], [], [])
-    first, last = summary.pop("first_start"), summary.pop("last_start")
+        return None
+    return {"trace_id": trace_id, **summary, **root_row}
+
+
+async def trace_spans(
+    conn: AsyncConnection, trace_id: bytes, first: datetime, last: datetime, after: tuple[int, bytes] | None, limit: int,
+) -> tuple[Rows, Rows, Rows]:
+    """Up to limit + 1 spans of a trace by (start, span id) after the keyset position (the
+    extra one tells that another page exists), with the events and links of the first
+    `limit`; first and last bound the start times, so only those chunks or partitions are read."""
     where = Where()
     where.add("trace_id = %s AND start_time >= %s AND start_time <= %s", trace_id, first, last)
     if after is not None:
@@ -207,7 +215,16 @@ async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, b
         await spans.execute(f"SELECT {SPAN_FIELDS} {page}", [*where.args, limit + 1])
         await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_page} ORDER BY span_id, event_index", of_page_args)
         await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_page} ORDER BY span_id, link_index", of_page_args)
-    return TracePage({"trace_id": trace_id, **summary, **root_row}, await spans.fetchall(), await events.fetchall(), await links.fetchall())
+    return await spans.fetchall(), await events.fetchall(), await links.fetchall()
+
+
+async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:
+    """A trace's summary and one page of its spans: two round trips."""
+    summary = await trace_summary(conn, trace_id)
+    if summary is None:
+        return TracePage(None, [], [], [])
+    spans, events, links = await trace_spans(conn, trace_id, summary["first_start"], summary["last_start"], after, limit)
+    return TracePage(summary, spans, events, links)
 
 
 async def events_and_links(

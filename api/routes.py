@@ -19,7 +19,7 @@ from api.problems import Problem, bad_parameter, not_found
 from api.settings import ApiSettings
 from api.usage import usage
 from api.queries import Rows
-from api.window import Window, check_limit, decode_cursor, encode_cursor, page, window
+from api.window import EPOCH, Window, as_datetime, check_limit, decode_cursor, encode_cursor, page, window
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
@@ -47,34 +47,58 @@ def _path_id(request: web.Request, name: str, size: int) -> bytes:
 
 
 async def get_trace(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    settings, cache, secret = request.app[SETTINGS], request.app[CACHE], request.app[CURSOR_KEY]
     trace_id = _path_id(request, "trace_id", 16)
     values = _query(request, specs.TRACE_BY_ID)
     limit = check_limit({"limit": values["limit"] or settings.trace_page_spans}, settings.trace_page_spans)
     bound = {"trace_id": trace_id.hex()}  # a cursor pages this trace only
-    after = None
-    if values["cursor"] is not None:
-        key, _ = decode_cursor(values["cursor"], bound, ("nanos", "span_id"), request.app[CURSOR_KEY])
-        after = (key[0], bytes.fromhex(key[1]))
+    # The summary of a trace longer than a page is kept for API_CACHE_TTL, so each further
+    # page reads only its own spans (on a 300,000-span trace the summary is most of a page's cost).
+    summary_key = cache.key(request.path + "#summary", bound)
     async with request.app[POOL].connection() as conn:
-        found = await queries.trace_page(conn, trace_id, after, limit)
-    if found.summary is None:
-        raise not_found(f"no trace with id {trace_id.hex()}")
-    rows = found.spans[:limit]
+
+        async def summary_json() -> bytes:
+            found = await queries.trace_summary(conn, trace_id)
+            if found is None:
+                raise not_found(f"no trace with id {trace_id.hex()}")
+            return orjson.dumps(_trace_summary(found))
+
+        if values["cursor"] is None:
+            after = None
+            found = await queries.trace_summary(conn, trace_id)
+            if found is None:
+                raise not_found(f"no trace with id {trace_id.hex()}")
+            summary = _trace_summary(found)
+        else:
+            key, _ = decode_cursor(values["cursor"], bound, ("nanos", "span_id", "nanos", "nanos"), secret)
+            after = (key[0], bytes.fromhex(key[1]))
+            summary = orjson.loads((await cache.get_or_compute(summary_key, summary_json))[0])
+        first, last = summary.pop("first_start_us"), summary.pop("last_start_us")
+        rows, events, links = await queries.trace_spans(conn, trace_id, as_datetime(first * 1000), as_datetime(last * 1000), after, limit)
     cursor = None
-    if len(found.spans) > limit:
-        last = rows[-1]
-        cursor = encode_cursor([last["start_time_unix_nano"], bytes(last["span_id"]).hex()], bound, None, request.app[CURSOR_KEY])
-    summary = serialize.trace_summary(found.summary)
-    del summary["trace_id"]
-    events, links = _by_span(found.events), _by_span(found.links)
+    if len(rows) > limit:
+        rows = rows[:limit]
+        position = [rows[-1]["start_time_unix_nano"], bytes(rows[-1]["span_id"]).hex(), first, last]
+        cursor = encode_cursor(position, bound, None, secret)
+        if values["cursor"] is None:
+            await cache.put(summary_key, orjson.dumps({**summary, "first_start_us": first, "last_start_us": last}))
+    by_span_events, by_span_links = _by_span(events), _by_span(links)
     return json_answer({
         "trace_id": trace_id.hex(),
         "summary": summary,
         "span_count": summary["span_count"],
-        "spans": [_full_span(row, depth, events, links) for depth, row in tree.tree_order(rows)],
+        "spans": [_full_span(row, depth, by_span_events, by_span_links) for depth, row in tree.tree_order(rows)],
         "next_cursor": cursor,
     })
+
+
+def _trace_summary(found: dict[str, Any]) -> dict[str, Any]:
+    """A trace summary as answered, plus the bounds of its start times in microseconds."""
+    summary = serialize.trace_summary(found)
+    del summary["trace_id"]
+    summary["first_start_us"] = (found["first_start"] - EPOCH) // timedelta(microseconds=1)
+    summary["last_start_us"] = (found["last_start"] - EPOCH) // timedelta(microseconds=1)
+    return summary
 
 
 def _by_span(rows: list[dict[str, Any]]) -> dict[bytes, list[dict[str, Any]]]:

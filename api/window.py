@@ -17,12 +17,12 @@ from api.params import MAX_NANOS
 from api.problems import bad_parameter
 
 NANOS = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def as_datetime(unix_nano: int) -> datetime:
     """The timestamptz a span's start time_unix_nano was stored as (truncated to microseconds)."""
-    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
+    return EPOCH + timedelta(microseconds=unix_nano // 1000)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ def summary(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(percentile(samples, 0.99) * 1e3, 2), "mean_ms": round(statistics.fmean(samples) * 1e3, 2)}
 
 
+PROCESSES: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> the API process serving it
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as sock:
@@ -75,7 +78,7 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def api_process(
-    readonly_dsn: str, key: str, cache_ttl: int, tiers: str = "1m,1h", root: Path = ROOT,
+    readonly_dsn: str, key: str, cache_ttl: int, tiers: str = "1m,1h", root: Path = ROOT, extra: dict[str, str] | None = None,
 ) -> AsyncIterator[str]:
     port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("API_")}
@@ -83,9 +86,10 @@ async def api_process(
         "DATABASE_READONLY_URL": readonly_dsn, "API_KEYS": entry_for("bench", "*", key), "API_PORT": str(port),
         "API_METRICS_PORT": str(metrics_port), "API_HOST": "127.0.0.1", "METRICS_HOST": "127.0.0.1",
         "RATE_LIMIT_REQUESTS": "1000000000", "API_CACHE_TTL": str(cache_ttl), "REDIS_KEY_PREFIX": f"bench-api:{port}:",
-        "LOG_LEVEL": "warning", "API_ROLLUP_TIERS": tiers, "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(root),
+        **(extra or {}), "LOG_LEVEL": "warning", "API_ROLLUP_TIERS": tiers, "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(root),
     })
     proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=root)
+    PROCESSES[f"http://127.0.0.1:{port}"] = proc
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(200):

@@ -202,8 +202,9 @@ def big_trace_database() -> Iterator[Database]:
     drop_database(db.name)
 
 
-async def test_a_huge_trace_is_paged(make_client: ClientFactory, big_trace_database: Database) -> None:
-    client = await make_client(big_trace_database, trace_page_spans=1000)
+@pytest.mark.parametrize("cache_ttl", [30, 0])  # later pages' summary from the cache, or computed again
+async def test_a_huge_trace_is_paged(make_client: ClientFactory, big_trace_database: Database, cache_ttl: int) -> None:
+    client = await make_client(big_trace_database, trace_page_spans=1000, cache_ttl=cache_ttl)
     path = f"/api/v1/traces/{BIG_TRACE}"
     seen: list[str] = []
     summaries = []
