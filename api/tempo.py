@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 
 from api import otlp_out, traceql
 from api.problems import Problem, bad_parameter, not_found
-from api.queries import Where, in_window
+from api.queries import EVENT_FIELDS, LINK_FIELDS, Where, in_window
 from api.routes import POOL, SETTINGS, json_answer
 from api.settings import ApiSettings
 from api.window import NANOS, Window
@@ -42,10 +42,9 @@ INTRINSICS = ["duration", "kind", "name", "status", "statusMessage", "span:durat
 TRACE_FIELDS = """
     trace_id, span_id, parent_span_id, trace_state, flags, name, kind, status_code, status_message, service_name,
     scope_name, scope_version, start_time, start_time_unix_nano, end_time_unix_nano, attributes, resource_attributes,
-    dropped_attributes_count, dropped_events_count, dropped_links_count
+    dropped_attributes_count, dropped_events_count, dropped_links_count, resource_schema_url,
+    resource_dropped_attributes_count, scope_attributes, scope_schema_url, scope_dropped_attributes_count, exact_values
 """
-EVENT_FIELDS = "span_id, span_start_time, event_index, time_unix_nano, name, attributes, dropped_attributes_count"
-LINK_FIELDS = "span_id, span_start_time, link_index, linked_trace_id, linked_span_id, trace_state, flags, attributes, dropped_attributes_count"
 
 
 def _trace_id(text: str) -> bytes:

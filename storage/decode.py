@@ -11,6 +11,7 @@ datetime per timestamp cost a quarter of decode time).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import isfinite
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from common import genai
-from common.otlp import any_value
+from common.otlp import any_value, exact_json
 
 UNKNOWN_SERVICE = "unknown_service"
 
@@ -34,6 +35,9 @@ SPAN_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_input_usd", "cost_output_usd",
     "cost_total_usd", "resource_attributes", "attributes", "dropped_attributes_count",
     "dropped_events_count", "dropped_links_count", "start_time", "end_time", "duration_ns",
+    # migration 0006: what OTLP carries beside span attributes, and exact_values (below)
+    "resource_schema_url", "resource_dropped_attributes_count", "scope_attributes", "scope_schema_url",
+    "scope_dropped_attributes_count", "exact_values",
 )
 SPAN_TYPES = (
     "bytea", "bytea", "bytea", "text", "int8", "text", "int4",
@@ -44,16 +48,18 @@ SPAN_TYPES = (
     "int8", "int8", "numeric", "numeric",
     "numeric", "jsonb", "jsonb", "int8",
     "int8", "int8", "timestamptz", "timestamptz", "int8",
+    "text", "int8", "jsonb", "text", "int8", "jsonb",
 )
 EVENT_COLUMNS = ("trace_id", "span_id", "span_start_time", "event_index", "time", "time_unix_nano", "name",
-                 "attributes", "dropped_attributes_count")
-EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8")
+                 "attributes", "dropped_attributes_count", "exact_values")
+EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8", "jsonb")
 LINK_COLUMNS = ("trace_id", "span_id", "span_start_time", "link_index", "linked_trace_id", "linked_span_id",
-                "trace_state", "flags", "attributes", "dropped_attributes_count")
-LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8")
+                "trace_state", "flags", "attributes", "dropped_attributes_count", "exact_values")
+LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8", "jsonb")
 MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
 _NO_LLM = genai.NOT_LLM
+_MAYBE_INEXACT = frozenset(("double_value", "bytes_value", "array_value", "kvlist_value"))
 
 
 class UndecodableEntry(ValueError):
@@ -100,18 +106,37 @@ def pg_micros(ns: int) -> int:
 
 
 
-def _attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+def _attributes(kvs: Iterable[KeyValue], exact: dict[str, Any] | None = None) -> dict[str, Any]:
     """common.otlp.attributes, with the two common value kinds read straight from their fields.
 
     A non-empty string or a non-zero int answers without WhichOneof; only an empty string, a
     zero or another kind asks which field is set (any_value). A third less than asking for
-    every value, on the attributes that are most of decode time.
+    every value, on the attributes that are most of decode time. Values plain JSON cannot
+    hold exactly (common.otlp.exact_json) also go into `exact`, by key; only that slower
+    path can meet one.
     """
     out: dict[str, Any] = {}
     for kv in kvs:
         value = kv.value
-        out[kv.key] = value.string_value or value.int_value or any_value(value)
+        plain = value.string_value or value.int_value
+        if not plain:
+            which = value.WhichOneof("value")
+            double = value.double_value
+            if which == "double_value" and isfinite(double) and not double.is_integer():
+                plain = double  # the common double (a cost, a score): exact as JSON, one check
+            else:
+                plain = any_value(value)
+                if exact is not None and which in _MAYBE_INEXACT:
+                    typed = exact_json(value)
+                    if typed is not None:
+                        exact[kv.key] = typed
+        out[kv.key] = plain
     return out
+
+
+def _exact_values(**maps: dict[str, Any]) -> bytes | None:
+    kept = {name: values for name, values in maps.items() if values}
+    return _json(kept) if kept else None
 
 
 def decode(body: bytes) -> Rows:
@@ -129,13 +154,22 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
     min_ns: int | None = None
     max_ns: int | None = None
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
+        resource_exact: dict[str, Any] = {}
+        resource = _attributes(resource_spans.resource.attributes, resource_exact)
         service = resource.get("service.name")
         service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
         resource_json = _json(resource)
+        resource_schema_url = _text(resource_spans.schema_url)
+        resource_dropped = resource_spans.resource.dropped_attributes_count
         for scope_spans in resource_spans.scope_spans:
-            scope_name = _text(scope_spans.scope.name)
-            scope_version = _text(scope_spans.scope.version)
+            scope = scope_spans.scope
+            scope_name = _text(scope.name)
+            scope_version = _text(scope.version)
+            scope_exact: dict[str, Any] = {}
+            scope_json = _json(_attributes(scope.attributes, scope_exact)) if scope.attributes else None
+            scope_schema_url = _text(scope_spans.schema_url)
+            scope_dropped = scope.dropped_attributes_count
+            outer_exact = _exact_values(resource_attributes=resource_exact, scope_attributes=scope_exact)
             for span in scope_spans.spans:
                 trace_id = span.trace_id
                 span_id = span.span_id
@@ -152,7 +186,10 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                 if max_ns is None or start > max_ns:
                     max_ns = start
                 start_time = pg_micros(start)
-                attrs = _attributes(span.attributes)
+                span_exact: dict[str, Any] = {}
+                attrs = _attributes(span.attributes, span_exact)
+                exact = outer_exact if not span_exact else _exact_values(
+                    attributes=span_exact, resource_attributes=resource_exact, scope_attributes=scope_exact)
                 # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
                 llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
                 status = span.status
@@ -165,6 +202,7 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                     llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
                     llm.cost_total_usd, resource_json, _json(attrs), span.dropped_attributes_count,
                     span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
+                    resource_schema_url, resource_dropped, scope_json, scope_schema_url, scope_dropped, exact,
                 ))
                 if span.events:
                     _event_rows(events_out, trace_id, span_id, start_time, span.events)
@@ -179,16 +217,20 @@ def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, sta
     for index, event in enumerate(events):
         if event.time_unix_nano > MAX_UNIX_NANO:
             raise UndecodableEntry(f"event {event.name!r} has a time past year 2262, beyond a bigint")
+        exact: dict[str, Any] = {}
+        attrs = _json(_attributes(event.attributes, exact))
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
-            _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,
+            _text(event.name) or "", attrs, event.dropped_attributes_count, _exact_values(attributes=exact),
         ))
 
 
 def _link_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
                links: Iterable[Span.Link]) -> None:
     for index, link in enumerate(links):
+        exact: dict[str, Any] = {}
+        attrs = _json(_attributes(link.attributes, exact))
         out.append((
             trace_id, span_id, start_time, index, link.trace_id, link.span_id, _text(link.trace_state),
-            link.flags, _json(_attributes(link.attributes)), link.dropped_attributes_count,
+            link.flags, attrs, link.dropped_attributes_count, _exact_values(attributes=exact),
         ))

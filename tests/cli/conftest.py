@@ -14,6 +14,9 @@ import pytest
 
 from cli.main import run
 from tests.conftest import REDIS_URL, Database, drop_database
+
+# The versions of the migrations this checkout ships, oldest first.
+SHIPPED_MIGRATIONS = tuple(sorted(int(p.name[:4]) for p in (Path(__file__).parents[2] / "migrations").glob("*.up.sql")))
 from tests.support import ROOT, service_env
 
 

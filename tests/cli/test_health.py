@@ -59,8 +59,8 @@ def test_health_fails_postgres_when_migrations_are_pending(cli: Cli, migrations_
     only_db = ("health", "--json", "--skip", "redis", "--skip", "collector", "--skip", "storage", "--skip", "api")
     current = cli(*only_db)
     assert current.code == 0 and "1 migrations applied" in json.loads(current.out)[0]["detail"]
-    (migrations_copy / "0002_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
+    (migrations_copy / "9002_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
     behind = cli(*only_db, MIGRATIONS_DIR=str(migrations_copy))
     assert behind.code == 1
     detail = json.loads(behind.out)[0]["detail"]
-    assert "1 migration(s) pending (0002_extra" in detail and "observatory migrate up" in detail
+    assert "1 migration(s) pending (9002_extra" in detail and "observatory migrate up" in detail
