@@ -108,8 +108,9 @@ def span(row: Row, events: list[Row], links: list[Row]) -> Span:
         dropped_links_count=row["dropped_links_count"] or 0,
     )
     out.attributes.extend(key_values(row["attributes"], _exact(row, "attributes")))
-    out.status.code = row["status_code"]
-    out.status.message = row["status_message"] or ""
+    if row["status_code"] or row["status_message"]:  # an unset status stays absent, as most SDKs send it
+        out.status.code = row["status_code"]
+        out.status.message = row["status_message"] or ""
     for event in events:
         added = out.events.add(time_unix_nano=event["time_unix_nano"], name=event["name"],
                                dropped_attributes_count=event["dropped_attributes_count"] or 0)
