@@ -136,4 +136,4 @@ def send(http_url: str, body: ExportTraceServiceRequest | None = None) -> None:
         assert answer.status == 200, answer.status
 
 
-SPAN_COUNT = 11
+SPAN_COUNT = 9
