@@ -8,12 +8,25 @@ export function apiKey() {
   return sessionStorage.getItem(KEY);
 }
 
+const KEYLESS = "observatory.keyless";
+
 export function signIn(key) {
   sessionStorage.setItem(KEY, key.trim());
+  sessionStorage.removeItem(KEYLESS);
 }
 
 export function signOut() {
   sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(KEYLESS);
+}
+
+// For an API that runs with API_AUTH_DISABLED: use it without a key, this tab only.
+export function useWithoutKey() {
+  sessionStorage.setItem(KEYLESS, "1");
+}
+
+export function keyless() {
+  return sessionStorage.getItem(KEYLESS) === "1";
 }
 
 export class ApiError extends Error {

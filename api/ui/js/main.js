@@ -1,7 +1,7 @@
 // The explorer's router: every view is a URL (#/traces?…, #/trace/ID?span=…, #/usage?…),
 // so any screen can be shared or bookmarked.
 
-import { ApiError, apiKey, signIn, signOut } from "./api.js";
+import { ApiError, apiKey, keyless, signIn, signOut, useWithoutKey } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderSearch } from "./search.js";
 import { renderTrace } from "./trace.js";
@@ -46,7 +46,9 @@ function renderSignIn(main, params) {
   },
   h("label", { for: "api-key" }, "API key", input),
   h("p", { class: "muted" }, "The key stays in this browser tab's session storage and is sent only to this API, as a bearer token. It needs the traces scope for traces and the usage scope for usage."),
-  h("button", { class: "primary", type: "submit" }, "Sign in"));
+  h("button", { class: "primary", type: "submit" }, "Sign in"),
+  h("button", { type: "button", id: "without-key", onclick: () => { useWithoutKey(); location.hash = next.startsWith("#/") ? next : "#/traces"; } },
+    "Continue without a key (an API with API_AUTH_DISABLED)"));
   main.append(h("h1", {}, "Sign in"), why ? h("p", { class: "problem", role: "alert" }, why) : null, form);
   input.focus();
 }
@@ -71,6 +73,11 @@ async function route() {
   const view = parts[0] || "traces";
   header(view === "trace" ? "traces" : view);
   const stillCurrent = () => turn === rendering;
+  if (view !== "signin" && !apiKey() && !keyless()) {
+    // Ask for the key before any data call, rather than letting the first one fail.
+    go("/signin", { next: location.hash || "#/traces" });
+    return;
+  }
   try {
     if (view === "signin") renderSignIn(main, params);
     else if (view === "trace" && parts[1]) await renderTrace(main, parts[1], params, stillCurrent);
