@@ -4,7 +4,7 @@ Spans with equal resources (attributes, schema URL, dropped count) share one Res
 and within it spans with equal scopes one ScopeSpans, in the order their first span starts;
 spans keep start-time order. Attribute values come from the plain JSON columns, except where
 the writer stored the exact OTLP value beside them (`exact_values`: doubles with integral
-values, NaN and infinities, bytes), which is used instead. docs/TEMPO.md lists what is
+values, NaN and infinities, bytes), which is used instead. docs/EXPLORER.md lists what is
 normalized on the way (attribute order, duplicate keys, NUL characters).
 """
 

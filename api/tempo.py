@@ -11,7 +11,7 @@ trace view:
 - `GET /api/echo`.
 
 Times are unix seconds (`start`, `end`), as Tempo takes them; the window defaults to the
-API's default window and is bounded by API_MAX_SEARCH_WINDOW. docs/TEMPO.md describes it.
+API's default window and is bounded by API_MAX_SEARCH_WINDOW. docs/EXPLORER.md describes it.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ def condition(field: str, op: str, value: Any) -> Condition:
             parts = [_attribute(column, key, op, value, field) for column in columns]
             sql = " OR ".join(p[0] for p in parts)
             return Condition(field, op, value, f"({sql})", tuple(a for p in parts for a in p[1]))
-    raise bad_parameter("q", f"{field!r} is not in the supported subset (see docs/TEMPO.md)")
+    raise bad_parameter("q", f"{field!r} is not in the supported subset (see docs/EXPLORER.md)")
 
 
 def _attribute(column: str, key: str, op: str, value: Any, field: str) -> tuple[str, tuple[Any, ...]]:

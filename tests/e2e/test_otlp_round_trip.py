@@ -1,7 +1,7 @@
 """What was sent is what comes back: requests holding every OTLP trace field and every
 AnyValue kind, with extremes, go through the real collector and writer and are read back as
 OTLP protobuf from the Tempo endpoint; they must equal what was sent, field for field,
-apart from the normalizations docs/TEMPO.md lists (spans regrouped under equal resources
+apart from the normalizations docs/EXPLORER.md lists (spans regrouped under equal resources
 and scopes, attribute keys in any order). Redaction and the cost stage are off here (both
 change attributes on purpose; their own tests cover them)."""
 
@@ -90,7 +90,7 @@ def full_request(trace_id: bytes) -> ExportTraceServiceRequest:
                     dropped_attributes_count=kind, dropped_events_count=2 * kind, dropped_links_count=2**32 - 1 if kind == 5 else 0,
                 )
                 span.attributes.extend(every_kind())
-                if kind % 3:  # an empty status comes back absent (docs/TEMPO.md): protobuf cannot tell them apart by value
+                if kind % 3:  # an empty status comes back absent (docs/EXPLORER.md): protobuf cannot tell them apart by value
                     span.status.CopyFrom(Status(code=kind % 3, message="boom: 💥" if kind % 3 == 2 else ""))
                 if kind % 2 == 0:
                     event = span.events.add(time_unix_nano=T0 + n, name="exception", dropped_attributes_count=1)

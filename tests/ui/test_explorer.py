@@ -155,6 +155,8 @@ def test_waterfall_bars_nesting_and_keyboard(browser: Any, seeded_stack: Stack) 
     cost = dict(zip(texts(driver, "#llm-cost th"), texts(driver, "#llm-cost td")))
     assert cost == {"input": "$0.000180", "output": "$0.000240", "total": "$0.000420"}
     screenshot(driver, "trace")
+    driver.execute_script("document.getElementById('conversation').scrollIntoView({block: 'start'})")
+    screenshot(driver, "conversation")
 
     # ArrowLeft collapses the expanded LLM span, hiding its tool call; ArrowRight opens it
     driver.switch_to.active_element.send_keys("\ue012")  # ArrowLeft
