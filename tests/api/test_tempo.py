@@ -6,6 +6,7 @@ documentation gives them."""
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 from collections.abc import AsyncIterator, Callable
@@ -56,13 +57,18 @@ async def otlp_trace(client: TestClient, trace_id: str, path: str = "/api/traces
 
 
 def plain(value: Any) -> Any:
-    """An AnyValue as the JSON API's plain value (the oracle's own conversion)."""
+    """An AnyValue as the JSON API's plain value (docs/API.md, "Attribute values"): the oracle's own conversion."""
     which = value.WhichOneof("value")
     if which == "array_value":
         return [plain(v) for v in value.array_value.values]
     if which == "kvlist_value":
         return {kv.key: plain(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    if which == "double_value" and not math.isfinite(value.double_value):
+        return str(value.double_value)
     return None if which is None else getattr(value, which)
+
 
 
 @pytest.mark.parametrize("trace_id", TRACES)
@@ -83,6 +89,13 @@ async def test_otlp_answer_equals_the_json_api_span_by_span(tempo: TestClient, t
                 assert span.status.code == ["unset", "ok", "error"].index(j["status"]["code"])
                 assert (span.status.message or None) == j["status"]["message"]
                 assert {kv.key: plain(kv.value) for kv in span.attributes} == j["attributes"]
+                for kv in span.attributes:  # the JSON API's exact form names the OTLP type plain JSON loses
+                    exact = j["exact_values"].get("attributes", {}).get(kv.key)
+                    kind = kv.value.WhichOneof("value")
+                    if kind == "bytes_value" or (kind == "double_value" and float(kv.value.double_value).is_integer()):
+                        assert exact is not None and any_value(None, exact) == kv.value, kv.key
+                    else:
+                        assert exact is None, kv.key
                 assert resource == j["resource_attributes"] and resource["service.name"] == j["service_name"]
                 assert (ss.scope.name, ss.scope.version) == (j["scope"]["name"], j["scope"]["version"])
                 assert [(e.name, e.time_unix_nano, {kv.key: plain(kv.value) for kv in e.attributes}) for e in span.events] == [
@@ -224,6 +237,7 @@ async def test_echo_and_credentials(tempo: TestClient) -> None:
 
 
 def test_exact_values_are_what_plain_json_cannot_hold() -> None:
-    assert plain(any_value(None, {"doubleValue": "NaN"})) != plain(any_value(None, {"doubleValue": "NaN"}))  # NaN
+    assert math.isnan(any_value("nan", {"doubleValue": "NaN"}).double_value) and plain(any_value(None, {"doubleValue": "NaN"})) == "nan"
+    assert any_value("AAE=", {"bytesValue": "AAE="}).bytes_value == b"\x00\x01" and any_value("AAE=", None).string_value == "AAE="
     assert math.copysign(1, any_value(None, {"doubleValue": "-0.0"}).double_value) == -1
     assert any_value(3, None).WhichOneof("value") == "int_value" and any_value(3.0, {"doubleValue": 3.0}).WhichOneof("value") == "double_value"

@@ -80,7 +80,8 @@ def request() -> ExportTraceServiceRequest:
     _resource(req, "web-frontend", [
         _span(1, 1, None, "POST /ask", 0, 1800, Span.SPAN_KIND_SERVER, {"http.request.method": "POST", "http.route": "/ask"}),
     ])
-    retrieval = _span(1, 2, 1, "retrieve documents", 20, 300, attrs={"retrieval.top_k": 4, "retrieval.scores": [0.91, 0.5]})
+    retrieval = _span(1, 2, 1, "retrieve documents", 20, 300, attrs={
+        "retrieval.top_k": 4, "retrieval.scores": [0.91, 0.5], "retrieval.threshold": 1.0, "cache.digest": b"\xde\xad\xbe\xef"})
     retrieval.events.add(time_unix_nano=BASE_NS + 100 * MS, name="cache miss").attributes.append(kv("cache.key", "lisbon"))
     _resource(req, "retriever", [retrieval])
     llm = _span(1, 3, 1, "chat gpt-4o-mini", 350, 1200, Span.SPAN_KIND_CLIENT, {

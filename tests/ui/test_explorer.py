@@ -203,6 +203,61 @@ def test_usage_page_charts_and_links(browser: Any, seeded_stack: Stack) -> None:
     assert texts(driver, "#trace-results tbody td:nth-child(2)") == ["web-frontend: POST /ask"]
 
 
+def test_attribute_values_show_their_otlp_type(browser: Any, seeded_stack: Stack) -> None:
+    driver = browser
+    driver.get(base(seeded_stack) + f"/ui/#/trace/{K.weather_trace}?span={seed.sid(2).hex()}")
+    until(driver, "document.querySelector('#span-details h2') && document.querySelector('#span-details h2').textContent === 'retrieve documents'", "the retrieval span")
+    cells = driver.execute_script("""return Object.fromEntries([...document.querySelectorAll('#span-details section[aria-label=Attributes] tr')]
+        .map(r => [r.querySelector('th').textContent, [r.querySelector('td').dataset.type, r.querySelector('td').firstChild.textContent]]))""")
+    assert cells["retrieval.threshold"] == ["double", "1.0"]  # plain JSON would read 1, an int
+    assert cells["retrieval.top_k"] == ["int", "4"]
+    assert cells["cache.digest"] == ["bytes", "base64:3q2+7w=="]  # plain JSON: a string that looks like text
+    assert cells["retrieval.scores"][0] == "array"
+
+
+# Span shapes of the conventions the seed does not send, checked on the module itself (the
+# explorer reads log records once the API gives a span's `logs`).
+CASES = """[
+  {attributes: {}, events: [], logs: [
+    {event_name: "gen_ai.system.message", body: {content: "Be brief."}},
+    {event_name: "gen_ai.user.message", body: {content: "Hi"}},
+    {event_name: "gen_ai.choice", body: {index: 0, finish_reason: "stop", message: {role: "assistant", content: "Hello"}}}]},
+  {attributes: {}, events: [], logs: [{event_name: "gen_ai.client.inference.operation.details", attributes: {
+    "gen_ai.input.messages": [{role: "user", parts: [{type: "text", content: "Q?"}]}],
+    "gen_ai.output.messages": [{role: "assistant", parts: [{type: "text", content: "A."}], finish_reason: "stop"}]}}]},
+  {attributes: {}, events: [{name: "gen_ai.content.prompt", attributes: {"gen_ai.prompt": "tell a joke"}},
+                            {name: "gen_ai.content.completion", attributes: {"gen_ai.completion": "no"}}]},
+  {attributes: {"llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "weather?",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{\\"q\\": 1}"}},
+  {attributes: {"gen_ai.prompt.0.role": "user", "gen_ai.prompt.0.content": "add 2+2",
+                "gen_ai.completion.0.role": "assistant", "gen_ai.completion.0.tool_calls.0.name": "calc",
+                "gen_ai.completion.0.tool_calls.0.arguments": "2+2", "gen_ai.completion.0.finish_reason": "tool_calls"}},
+  {attributes: {"http.route": "/"}, events: [], logs: []}
+]"""
+
+
+def test_conversation_reads_log_records_and_every_convention(browser: Any, seeded_stack: Stack) -> None:
+    driver = browser
+    driver.get(base(seeded_stack) + "/ui/#/signin")
+    found = driver.execute_async_script(f"""
+        const done = arguments[arguments.length - 1];
+        import('/ui/js/conversation.js').then(m => done({CASES}.map(span => m.conversation(span)))).catch(e => done(String(e)));""")
+    assert isinstance(found, list), found
+    logs, details, openlit, openinference, indexed, none = found
+    assert logs["source"] == "log records"
+    assert [(m["role"], m["parts"][0]["text"]) for m in logs["input"]] == [("system", "Be brief."), ("user", "Hi")]
+    assert [(m["role"], m["parts"][0]["text"], m["finish"]) for m in logs["output"]] == [("assistant", "Hello", "stop")]
+    assert [m["parts"][0]["text"] for m in details["input"] + details["output"]] == ["Q?", "A."]
+    assert openlit["source"] == "span events" and [m["parts"][0]["text"] for m in openlit["input"] + openlit["output"]] == ["tell a joke", "no"]
+    assert openinference["output"][0]["parts"] == [{"type": "tool_call", "id": None, "name": "lookup", "args": '{"q": 1}'}]
+    assert indexed["output"][0]["parts"] == [{"type": "tool_call", "id": None, "name": "calc", "args": "2+2"}]
+    assert indexed["output"][0]["finish"] == "tool_calls"
+    assert none == {"input": [], "output": [], "source": None}
+
+
+# Last: the console log covers every page the tests above opened.
 def test_no_console_errors_and_no_other_origin(browser: Any, seeded_stack: Stack) -> None:
     driver = browser
     for fragment in ("#/traces?range=1h", f"#/trace/{K.weather_trace}", "#/usage?range=24h"):
