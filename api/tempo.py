@@ -160,10 +160,11 @@ def _where(span: Window, conditions: list[traceql.Condition]) -> Where:
     return where
 
 
-_MATCHED_TRACES = """
-SELECT trace_id FROM spans WHERE {where}
-GROUP BY trace_id ORDER BY max(start_time_unix_nano) DESC, trace_id LIMIT %s
+_NEWEST_MATCHES = """
+SELECT trace_id, span_id, start_time, start_time_unix_nano FROM spans WHERE {where}
+ORDER BY start_time DESC, start_time_unix_nano DESC, trace_id DESC, span_id DESC LIMIT %s
 """
+SCAN_CHUNK = 2000  # matching spans read per step, newest first, until `limit` traces are found
 _MATCHED_SPANS = """
 SELECT trace_id, span_id, name, service_name, start_time_unix_nano, duration_ns,
        row_number() OVER (PARTITION BY trace_id ORDER BY start_time_unix_nano, span_id) AS n,
@@ -185,8 +186,7 @@ async def search(request: web.Request) -> web.Response:
     spss = _int_param(request, "spss", DEFAULT_SPSS, settings.max_limit)
     where = _where(span, _conditions(request))
     async with request.app[POOL].connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(_MATCHED_TRACES.format(where=where.sql()), [*where.args, limit])
-        ids = [bytes(r["trace_id"]) for r in await cur.fetchall()]
+        ids = await _newest_traces(cur, where, limit)
         if not ids:
             return json_answer({"traces": [], "metrics": {"inspectedTraces": 0}})
         await cur.execute(_MATCHED_SPANS.format(where=where.sql()), [*where.args, ids])
@@ -202,6 +202,30 @@ async def search(request: web.Request) -> web.Response:
             spans_of.setdefault(trace_id, []).append(_search_span(row))
     traces = [_search_trace(trace_id, roots[trace_id], spans_of.get(trace_id, []), counts.get(trace_id, 0)) for trace_id in ids]
     return json_answer({"traces": traces, "metrics": {"inspectedTraces": len(ids)}})
+
+
+async def _newest_traces(cur: Any, where: Where, limit: int) -> list[bytes]:
+    """The traces of the newest matching spans, newest first: matching spans are read in
+    time-index order a chunk at a time (keyset), so a search for recent traces reads about
+    as many spans as it needs instead of grouping every match in the window."""
+    found: dict[bytes, None] = {}
+    after: tuple[Any, ...] | None = None
+    while len(found) < limit:
+        step = Where(list(where.conditions), list(where.args))
+        if after is not None:
+            step.add("start_time <= %s", after[0])
+            step.add("(start_time, start_time_unix_nano, trace_id, span_id) < (%s, %s, %s, %s)", *after)
+        await cur.execute(_NEWEST_MATCHES.format(where=step.sql()), [*step.args, SCAN_CHUNK])
+        rows = await cur.fetchall()
+        for row in rows:
+            found.setdefault(bytes(row["trace_id"]))
+            if len(found) == limit:
+                break
+        if len(rows) < SCAN_CHUNK:
+            break
+        last = rows[-1]
+        after = (last["start_time"], last["start_time_unix_nano"], bytes(last["trace_id"]), bytes(last["span_id"]))
+    return list(found)
 
 
 def _search_span(row: dict[str, Any]) -> dict[str, Any]:

@@ -241,3 +241,14 @@ def test_exact_values_are_what_plain_json_cannot_hold() -> None:
     assert any_value("AAE=", {"bytesValue": "AAE="}).bytes_value == b"\x00\x01" and any_value("AAE=", None).string_value == "AAE="
     assert math.copysign(1, any_value(None, {"doubleValue": "-0.0"}).double_value) == -1
     assert any_value(3, None).WhichOneof("value") == "int_value" and any_value(3.0, {"doubleValue": 3.0}).WhichOneof("value") == "double_value"
+
+
+async def test_search_reads_matches_in_steps_and_finds_the_same_traces(tempo: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from api import tempo as module
+
+    whole = await (await tempo.get("/api/search", params={"q": "{ duration > 1ms }", **WINDOW, "limit": "100"}, headers=AUTH)).json()
+    monkeypatch.setattr(module, "SCAN_CHUNK", 2)  # every step reads two spans: the keyset walk crosses many steps
+    stepped = await (await tempo.get("/api/search", params={"q": "{ duration > 1ms }", **WINDOW, "limit": "100"}, headers=AUTH)).json()
+    assert [t["traceID"] for t in stepped["traces"]] == [t["traceID"] for t in whole["traces"]] == [TRACES[3], TRACES[2], TRACES[1], TRACES[0]]
+    three = await (await tempo.get("/api/search", params={"q": "{}", **WINDOW, "limit": "3"}, headers=AUTH)).json()
+    assert [t["traceID"] for t in three["traces"]] == [TRACES[3], TRACES[2], TRACES[1]]
