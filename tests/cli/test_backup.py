@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.conftest import Cli, cli_env, query, SHIPPED_MIGRATIONS
+from tests.cli.conftest import SHIPPED_MIGRATIONS, Cli, cli_env, query
 from tests.conftest import create_database, drop_database
 from tests.support import free_port
 

@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from cli import main
-from tests.cli.conftest import Cli, SHIPPED_MIGRATIONS
+from tests.cli.conftest import SHIPPED_MIGRATIONS, Cli
 from tests.support import free_port
 
 

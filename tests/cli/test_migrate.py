@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from storage.migrations import LOCK_KEY, split_statements
-from tests.cli.conftest import Cli, cli_env, query, schema_dump, SHIPPED_MIGRATIONS
+from tests.cli.conftest import SHIPPED_MIGRATIONS, Cli, cli_env, query, schema_dump
 from tests.conftest import ADMIN_DSN
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.cli.conftest import Cli, query, SHIPPED_MIGRATIONS
+from tests.cli.conftest import SHIPPED_MIGRATIONS, Cli, query
 from tests.support import free_port, http_get, wait_for
 
 pytestmark = pytest.mark.e2e
