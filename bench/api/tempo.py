@@ -18,14 +18,13 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 
 import aiohttp
 import psycopg
 
 from api.keys import new_key
 from bench.api.run import ROOT, api_process, summary, timed
-from tests.conftest import ADMIN_DSN, create_database, drop_database
+from tests.conftest import create_database, drop_database
 
 
 def seed(database_dsn: str, spans: int) -> None:
@@ -49,7 +48,7 @@ async def run(base: str, key: str, trace_ids: list[str], service: str, count: in
         searches = {
             "search {} 1h": {"q": "{}", **hour},
             "search status=error 24h": {"q": "{ status = error }", **day},
-            f"search service && duration>2s 24h": {"q": f'{{ resource.service.name = "{service}" && duration > 2s }}', **day},
+            "search service && duration>2s 24h": {"q": f'{{ resource.service.name = "{service}" && duration > 2s }}', **day},
             "search model attr 24h": {"q": '{ span.gen_ai.request.model = "gpt-4o-mini" }', **day},
         }
         results = {

@@ -8,13 +8,14 @@ request leaves the API's origin. Screenshots land in tests/ui/artifacts/ (UI_TES
 from __future__ import annotations
 
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Database
+from tests.conftest import Database, create_database, drop_database
 from tests.e2e.conftest import Stack, start_stack
 from tests.support import wait_for
 from tests.ui import seed
@@ -26,9 +27,6 @@ K = seed.KNOWN
 
 @pytest.fixture(scope="module")
 def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from tests.conftest import create_database, drop_database
-    import uuid
-
     database: Database = create_database("obs_ui_test")
     stack = start_stack(database, f"obs-test:{uuid.uuid4().hex[:12]}:", tmp_path_factory.mktemp("ui-stack"))
     try:
