@@ -255,7 +255,9 @@ function details(span) {
     section("Resource", attributesTable("resource attributes", span.resource_attributes, exact.resource_attributes),
       span.resource_schema_url ? h("p", { class: "muted" }, `schema: ${span.resource_schema_url}`) : null),
     section("Instrumentation scope", attributesTable("scope attributes", scope.attributes, exact.scope_attributes),
-      scope.schema_url ? h("p", { class: "muted" }, `schema: ${scope.schema_url}`) : null));
+      scope.schema_url ? h("p", { class: "muted" }, `schema: ${scope.schema_url}`) : null),
+    h("details", { class: "raw" }, h("summary", {}, "The span as the API gives it (JSON)"),
+      h("pre", { class: "mono" }, JSON.stringify(span, null, 2))));
 }
 
 export async function renderTrace(main, traceId, params, stillCurrent) {
