@@ -33,10 +33,12 @@ WINDOW = {"start": START, "end": END}
 @pytest.fixture(scope="module")
 async def seeded() -> AsyncIterator[Database]:
     database = create_database("obs_tempo_test")
-    async with await psycopg.AsyncConnection.connect(database.app_dsn, autocommit=True) as conn:
-        assert await SpanWriter(conn).write(request_rows(seed.request())) == seed.SPAN_COUNT
-    yield database
-    drop_database(database.name)
+    try:
+        async with await psycopg.AsyncConnection.connect(database.app_dsn, autocommit=True) as conn:
+            assert await SpanWriter(conn).write(request_rows(seed.request())) == seed.SPAN_COUNT
+        yield database
+    finally:
+        drop_database(database.name)
 
 
 @pytest.fixture

@@ -9,15 +9,18 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from tests.conftest import create_database, drop_database
+import redis
+
+from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.e2e.conftest import start_stack
 from tests.ui import seed
 
 
 def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the stack and drop the database on SIGTERM too
+    prefix = f"obs-demo:{uuid.uuid4().hex[:8]}:"
     database = create_database("obs_demo")
-    stack = start_stack(database, f"obs-demo:{uuid.uuid4().hex[:8]}:", Path(tempfile.mkdtemp()))
+    stack = start_stack(database, prefix, Path(tempfile.mkdtemp()))
     try:
         seed.send(stack.http_url)
         stack.trace(seed.KNOWN.weather_trace, seed.KNOWN.weather_spans)
@@ -28,6 +31,16 @@ def main() -> None:
     finally:
         stack.stop()
         drop_database(database.name)
+        forget_keys(prefix)
+
+
+
+def forget_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.conftest import create_database, drop_database
+import redis
+
+from tests.conftest import REDIS_URL, create_database, drop_database
 from tests.e2e.conftest import start_stack
 from tests.ui import seed
 from tests.ui.browser import chromium
@@ -21,8 +23,9 @@ IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def main() -> None:
+    prefix = f"obs-docs:{uuid.uuid4().hex[:8]}:"
     database = create_database("obs_docs")
-    stack = start_stack(database, f"obs-docs:{uuid.uuid4().hex[:8]}:", Path(tempfile.mkdtemp()))
+    stack = start_stack(database, prefix, Path(tempfile.mkdtemp()))
     driver = None
     try:
         subprocess.run([sys.executable, "-m", "cli", "seed", "--count", "6000", "--days", "1", "--services", "4", "--quiet",
@@ -59,6 +62,16 @@ def main() -> None:
             driver.quit()
         stack.stop()
         drop_database(database.name)
+        forget_keys(prefix)
+
+
+
+def forget_keys(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 if __name__ == "__main__":

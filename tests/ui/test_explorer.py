@@ -19,6 +19,7 @@ from tests.conftest import Database, create_database, drop_database
 from tests.e2e.conftest import Stack, start_stack
 from tests.support import wait_for
 from tests.ui import seed
+from tests.ui.demo import forget_keys
 from tests.ui.browser import chromium, screenshot
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,8 @@ K = seed.KNOWN
 @pytest.fixture(scope="module")
 def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database: Database = create_database("obs_ui_test")
-    stack = start_stack(database, f"obs-test:{uuid.uuid4().hex[:12]}:", tmp_path_factory.mktemp("ui-stack"))
+    prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
+    stack = start_stack(database, prefix, tmp_path_factory.mktemp("ui-stack"))
     try:
         seed.send(stack.http_url)
         for trace_id, spans in ((K.weather_trace, K.weather_spans), (K.openinference_trace, 2), (K.legacy_trace, 1), (K.events_trace, 1)):
@@ -37,6 +39,7 @@ def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         stack.stop()
         drop_database(database.name)
+        forget_keys(prefix)
 
 
 @pytest.fixture(scope="module")
