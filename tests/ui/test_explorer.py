@@ -30,14 +30,16 @@ K = seed.KNOWN
 def seeded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     database: Database = create_database("obs_ui_test")
     prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
-    stack = start_stack(database, prefix, tmp_path_factory.mktemp("ui-stack"))
     try:
-        seed.send(stack.http_url)
-        for trace_id, spans in ((K.weather_trace, K.weather_spans), (K.openinference_trace, 2), (K.legacy_trace, 1), (K.events_trace, 1)):
-            stack.trace(trace_id, spans)
-        yield stack
+        stack = start_stack(database, prefix, tmp_path_factory.mktemp("ui-stack"))
+        try:
+            seed.send(stack.http_url)
+            for trace_id, spans in ((K.weather_trace, K.weather_spans), (K.openinference_trace, 2), (K.legacy_trace, 1), (K.events_trace, 1)):
+                stack.trace(trace_id, spans)
+            yield stack
+        finally:
+            stack.stop()
     finally:
-        stack.stop()
         drop_database(database.name)
         forget_keys(prefix)
 
