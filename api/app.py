@@ -13,7 +13,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from api import middleware
+from api import middleware, tempo, ui
 from api.auth import Authenticator
 from api.cache import AnswerCache
 from api.openapi import document
@@ -60,7 +60,7 @@ def make_app(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis) -> 
     app[middleware.RATE_LIMITER] = RateLimiter(redis, settings.redis_key_prefix, settings.rate_limit_requests, settings.rate_limit_window)
     app[middleware.CORS_ORIGINS] = settings.cors_origins
     app[OPENAPI] = orjson.dumps(document(settings))
-    app[middleware.ROUTE_SCOPES] = add_routes(app)
+    app[middleware.ROUTE_SCOPES] = {**add_routes(app), **tempo.add_routes(app), **ui.add_routes(app)}
     app[READY_CHECKS] = ready_checks(pool, redis)
     return app
 

@@ -21,10 +21,12 @@ SPAN_FIELDS = """
     llm_provider, llm_operation, llm_request_model, llm_response_model, input_tokens, output_tokens,
     total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_input_usd,
     cost_output_usd, cost_total_usd, attributes, resource_attributes, dropped_attributes_count,
-    dropped_events_count, dropped_links_count
+    dropped_events_count, dropped_links_count, flags, resource_schema_url, resource_dropped_attributes_count,
+    scope_attributes, scope_schema_url, scope_dropped_attributes_count, exact_values
 """
-EVENT_FIELDS = "span_id, event_index, time_unix_nano, name, attributes, dropped_attributes_count"
-LINK_FIELDS = "span_id, link_index, linked_trace_id, linked_span_id, trace_state, flags, attributes, dropped_attributes_count"
+EVENT_FIELDS = "span_id, span_start_time, event_index, time_unix_nano, name, attributes, dropped_attributes_count, exact_values"
+LINK_FIELDS = ("span_id, span_start_time, link_index, linked_trace_id, linked_span_id, trace_state, flags, attributes, "
+               "dropped_attributes_count, exact_values")
 MS = 1_000_000
 ERROR = STATUS_CODES.index("error")
 
