@@ -24,12 +24,12 @@ from collector.processors.pricing import load_price_book
 from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import Validator
+from collector.processors.validation import Limits, Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ReadyCheck, ops_app, start_site
+from common.ops import ReadyCheck, ops_app, redis_writable, start_site
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -42,13 +42,18 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
     """
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator()]
+    # With cost on, the LLM attributes are normalized in the cost stage's pass over them
+    # (validation's rules, one read of the attributes for both stages).
+    validator = Validator(Limits(future_window_s=settings.future_span_window),
+                          scan_llm_attributes=not settings.enable_cost_calculation)
+    processors: list[Processor] = [validator]
     if settings.enable_sampling:
         processors.append(HeadSampler(configure.head_sampling(settings)))
     if settings.enable_pii_detection:
         processors.append(Redactor(configure.redaction(settings)))
     if settings.enable_cost_calculation:
-        processors.append(CostCalculator(load_price_book(settings.pricing_file), settings.sdk_cost_policy))
+        processors.append(CostCalculator(load_price_book(settings.pricing_file), settings.sdk_cost_policy,
+                                         llm_values=validator.llm_values))
     if settings.tail_sampling:
         processors.append(TailSampler(configure.tail_sampling(settings), exporter))
     inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
@@ -70,11 +75,17 @@ def make_redis(settings: CollectorSettings) -> Redis:
     )
 
 
-def redis_check(redis: Redis) -> ReadyCheck:
+def redis_check(redis: Redis, exporter: StreamExporter | None = None) -> ReadyCheck:
+    """Redis answers and takes writes: not at maxmemory, and the last publish was not
+    refused for lack of memory (a refused request's own bytes leave Redis's count with it)."""
     async def check() -> str | None:
-        await redis.ping()
-        return None
+        refusing = exporter.refusing() if exporter is not None else None
+        return refusing or await redis_writable(redis)
     return check
+
+
+def _stream_exporter(pipeline: Pipeline) -> StreamExporter | None:
+    return pipeline.exporter if isinstance(pipeline.exporter, StreamExporter) else None
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis)}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(redis, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(

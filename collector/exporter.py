@@ -17,6 +17,9 @@ from collector.pipeline import SpanBatch
 from common.stream import SpanStream, StreamEntry
 
 BACKLOG_CACHE_SECONDS = 0.05
+# How long a refusal for lack of memory keeps /ready at 503 without a successful publish
+# since; long enough for exporters' retries to show whether Redis has room again.
+OOM_REPORT_SECONDS = 15.0
 
 
 class Refused(Exception):
@@ -44,6 +47,14 @@ class StreamExporter:
         self.retry_after = retry_after
         self._backlog = 0
         self._backlog_at = 0.0
+        self._oom: str | None = None  # Redis refused the last publish for lack of memory
+        self._oom_at = 0.0
+
+    def refusing(self) -> str | None:
+        """Why Redis refuses publishes right now, or None (for /ready)."""
+        if self._oom is not None and time.monotonic() - self._oom_at < OOM_REPORT_SECONDS:
+            return self._oom
+        return None
 
     async def _check_backlog(self) -> None:
         now = time.monotonic()
@@ -73,7 +84,10 @@ class StreamExporter:
                 entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)
                 await self.stream.publish(shard, entry)
                 self._backlog += spans  # counted per entry: a failure part-way leaves the rest out
+            self._oom = None
         except RedisError as exc:
+            if "maxmemory" in str(exc) or "OOM" in str(exc):
+                self._oom, self._oom_at = f"redis refuses writes: out of memory ({exc})", time.monotonic()
             raise Unavailable(f"span stream unavailable: {exc}", self.retry_after) from exc
 
     def _by_shard(self, request: ExportTraceServiceRequest) -> dict[int, ExportTraceServiceRequest]:

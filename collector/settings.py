@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.settings import LogSettings, RedisSettings, ServiceSettings, env
+from common.settings import LogSettings, RedisSettings, ServiceSettings, SettingsError, env
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,7 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces)", minimum=1)
     collector_metrics_port: int = env("COLLECTOR_METRICS_PORT", 9091, "Port of the collector's /metrics, /health and /ready", minimum=1)
     max_queue_size: int = env("MAX_QUEUE_SIZE", 1_000_000, "Spans waiting in the streams (not yet written) above which the collector refuses new data with retryable errors", minimum=1)
+    future_span_window: float = env("FUTURE_SPAN_WINDOW", 86400.0, "Seconds ahead of the collector's clock a span may start or end; later spans are rejected (partial success). At most 6 days, so the writer always has the day's partition", minimum=0)
     retry_after: int = env("RETRY_AFTER", 5, "Seconds a refused client is told to wait (Retry-After / RetryInfo)", minimum=1)
 
     # --- receivers: limits and processes (OTLP conformance) ---
@@ -51,3 +52,7 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     enable_cost_calculation: bool = env("ENABLE_COST_CALCULATION", True, "Compute LLM cost from token counts and prices (the genai-prices library's bundled data, read at start, no network)")
     pricing_file: str | None = env("PRICING_FILE", None, "JSON file of your own prices, layered over genai-prices: model patterns, per-token-type prices per 1M tokens, effective_from per entry (docs/COLLECTOR_PROCESSING.md; example: docs/pricing.example.json)")
     sdk_cost_policy: str = env("SDK_COST_POLICY", "plausible", "Whose cost a span keeps when its SDK sent one: plausible (the SDK's unless it is 0 with tokens used, or no price is known), always (the SDK's), never (the computed one); both are stored", choices=("plausible", "always", "never"))
+
+    def validate(self) -> None:
+        if self.future_span_window > 6 * 86400:
+            raise SettingsError(f"FUTURE_SPAN_WINDOW must be at most 518400 (6 days), got {self.future_span_window:g}")

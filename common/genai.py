@@ -191,6 +191,11 @@ as_text = _text
 as_count = _int
 
 
+# Below a billion USD per amount: the sum of a span's five components stays inside the cost
+# columns' numeric(20, 10).
+_MONEY_LIMIT = Decimal(10) ** 9
+
+
 def _money(value: Any) -> Decimal | None:
     if value is None or isinstance(value, bool):
         return None
@@ -198,7 +203,7 @@ def _money(value: Any) -> Decimal | None:
         amount = Decimal(str(value))
     except InvalidOperation:
         return None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal(10) ** 9:
+    if not amount.is_finite() or amount < 0 or amount >= _MONEY_LIMIT:
         return None
     return amount
 
@@ -360,6 +365,8 @@ def read_cost(value: Any) -> tuple[str, list[Decimal], Decimal | None, str | Non
         return None
     unit = Decimal(scale)
     components = [Decimal(n) / unit for n in numbers[:5]]
+    if any(c >= _MONEY_LIMIT for c in components):
+        return None  # not a figure the collector computes (a client may send the attribute): the columns could not hold it
     total = _money(parts[8]) if parts[1] == "sdk" else sum(components, Decimal(0))
     return parts[1], components, total, parts[9] or None, parts[10]
 

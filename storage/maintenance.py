@@ -19,7 +19,7 @@ _MAINTAIN = "SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)
 
 
 def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
-    return (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours,
+    return (policy.retention_days, policy.compress_after_days, policy.chunk_hours,
             policy.partitions_ahead_days)
 
 

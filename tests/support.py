@@ -18,6 +18,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The versions of the migrations shipped in migrations/, and the number of one a test adds after them.
+SHIPPED_MIGRATIONS = sorted(int(p.name[:4]) for p in (ROOT / "migrations").glob("[0-9][0-9][0-9][0-9]_*.up.sql"))
+
+
+def migration_number(after: int = 1) -> str:
+    """"0002" when 0001 is the last shipped migration (after=2: "0003")."""
+    return f"{SHIPPED_MIGRATIONS[-1] + after:04d}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,6 +86,17 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def http_post(url: str, body: bytes, content_type: str = "application/x-protobuf",
+              timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """POST a body; (status, headers, body) whatever the status."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
 
 
 class OtlpEndpoints:

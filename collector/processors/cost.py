@@ -24,6 +24,7 @@ from typing import Any
 from collector import metrics
 from collector.pipeline import SpanBatch
 from collector.processors.pricing import PriceBook, Priced, price_call
+from collector.processors.validation import NUL, TEXT_SLOTS, TOKEN_SLOTS, LlmValues
 from common import genai
 from common.logging import get_logger
 from common.otlp import any_value
@@ -35,24 +36,35 @@ UNKNOWN_LOG_LIMIT = 1000  # log each unknown model once, for at most this many n
 UNKNOWN_METRIC_LIMIT = 200  # distinct model labels on the unpriced metric; the rest count as "other"
 _COST_KEY = genai.COST[0]
 _INPUT_KEY = genai.INPUT_TOKENS_NORMALIZED[0]
-# A span that already carries a computed cost (sent through a second collector) is priced
-# again from its own facts: those values are not read as input.
-_SLOTS = {key: slot_rank for key, slot_rank in genai.SLOTS.items() if key not in genai.COMPUTED_KEYS}
 _NO_VALUES = [None] * len(genai.CONCEPTS)
 
 
-def span_facts(attributes: Any) -> list[Any] | None:
+def span_facts(attributes: Any, llm_values: LlmValues | None = None) -> list[Any] | None:
     """The span's LLM values by genai slot, as genai.pick would choose them from a dict of the
     attributes, in one pass over the protobuf attributes; None for a span with none of the
-    keys (most spans). Computed-cost keys are left out and reported in the last slot's place."""
+    keys (most spans). Computed-cost keys are not read as input (a span priced by a second
+    collector is priced again from its own facts).
+
+    With `llm_values` (validation's rules), every value read here is also made storable on
+    the way (tokens clamped, texts cleaned), so the attributes are read once for both
+    stages. The values genai.extract (and so the writer) can pick are exactly the ones read
+    here: a value ranked below one already read is never the pick. That includes computed
+    keys a client sent: their token count is clamped too, though it is not read as input."""
     found: list[Any] | None = None
     ranks: list[int] = []
-    slots = _SLOTS
+    slots = genai.SLOTS
+    computed = genai.COMPUTED_SLOTS
+    if llm_values is not None:  # the checks inline: a method call per value cost as much as the rest
+        max_tokens, max_chars = llm_values.limits.max_tokens, llm_values.max_chars
     for kv in attributes:
         slot_rank = slots.get(kv.key)
         if slot_rank is None:
             continue
         slot, rank = slot_rank
+        if slot in computed:
+            if llm_values is not None and slot in TOKEN_SLOTS:
+                llm_values.tokens(kv.value, kv.key)
+            continue
         if found is None:
             found, ranks = list(_NO_VALUES), [genai.UNRANKED] * len(genai.CONCEPTS)
         if rank <= ranks[slot]:  # <=: a repeated key's last value wins, as in a dict of the attributes
@@ -60,6 +72,12 @@ def span_facts(attributes: Any) -> list[Any] | None:
             # Names are strings and counts ints: read those fields first (an empty string or a
             # zero could be any kind, so then ask which it is).
             plain = value.string_value or value.int_value or any_value(value)
+            if llm_values is not None and (
+                (slot in TOKEN_SLOTS and (type(plain) is not int or plain > max_tokens))
+                or (slot in TEXT_SLOTS and (type(plain) is not str or len(plain) > max_chars or NUL in plain))
+            ):
+                llm_values.normalize(value, kv.key)
+                plain = value.string_value or value.int_value or any_value(value)
             if plain is not None and plain != "":
                 found[slot], ranks[slot] = plain, rank
     return found
@@ -76,12 +94,14 @@ def choose(priced: Priced | None, sdk: Decimal | None, tokens_used: int, policy:
 class CostCalculator:
     name = "cost"
 
-    def __init__(self, prices: PriceBook, sdk_cost_policy: str = "plausible") -> None:
+    def __init__(self, prices: PriceBook, sdk_cost_policy: str = "plausible",
+                 llm_values: LlmValues | None = None) -> None:
         if sdk_cost_policy not in SDK_COST_POLICIES:
             raise ValueError(f"SDK_COST_POLICY must be one of {', '.join(SDK_COST_POLICIES)}, got {sdk_cost_policy!r}")
         self.prices = prices
         self.policy = sdk_cost_policy
         self._beside = genai.CACHE_BESIDE_INPUT_SCOPES | prices.beside_scopes
+        self._llm_values = llm_values
         self._unknown_logged: set[str] = set()
         self._unknown_labels: set[str] = set()
 
@@ -103,7 +123,7 @@ class CostCalculator:
 
     def _span(self, span: Any, scope_name: str | None, unpriced: Counter[str]) -> str | None:
         """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
-        found = span_facts(span.attributes)
+        found = span_facts(span.attributes, self._llm_values)
         if found is None:
             return None
         used = genai.usage(found, scope_name, self._beside)

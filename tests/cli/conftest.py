@@ -13,7 +13,6 @@ import psycopg
 import pytest
 
 from cli.main import run
-from storage.migrations import Migrator
 from tests.conftest import REDIS_URL, Database, drop_database
 from tests.support import ROOT, service_env
 
@@ -85,16 +84,12 @@ def unmigrated_dsn() -> Iterator[str]:
 
 
 @pytest.fixture
-def migrations_copy(tmp_path: Path, fresh_database: Database) -> Path:
-    """A private copy of the first migration, to which a test adds its own 0002, 0003, …
-    (the migrator's rules are tested on it, whatever later migrations the project has); the
-    test's database is taken back to that first migration to match."""
+def migrations_copy(tmp_path: Path) -> Path:
+    """A private copy of migrations/ a test may change."""
     folder = tmp_path / "migrations"
     folder.mkdir()
-    for path in (ROOT / "migrations").glob("0001_*.sql"):
+    for path in (ROOT / "migrations").glob("*.sql"):
         (folder / path.name).write_text(path.read_text())
-    with psycopg.connect(fresh_database.admin_dsn) as conn, Migrator(conn) as migrator:
-        migrator.down(steps=None, to=1)
     return folder
 
 

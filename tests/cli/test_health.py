@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from storage.migrations import DEFAULT_DIR
-
 from tests.cli.conftest import Cli, cli_env
 from tests.conftest import Database
-from tests.support import free_port
+from tests.support import SHIPPED_MIGRATIONS, free_port, migration_number
 
 pytestmark = pytest.mark.e2e
 
@@ -58,15 +55,12 @@ def test_health_reports_each_unreachable_dependency(cli: Cli) -> None:
     assert "0 of 3 checks passed" in outcome.out and "pw-secret" not in outcome.out
 
 
-def test_health_fails_postgres_when_migrations_are_pending(cli: Cli, tmp_path: Path) -> None:
+def test_health_fails_postgres_when_migrations_are_pending(cli: Cli, migrations_copy: Path) -> None:
     only_db = ("health", "--json", "--skip", "redis", "--skip", "collector", "--skip", "storage", "--skip", "api")
     current = cli(*only_db)
-    applied = len(list(DEFAULT_DIR.glob("*.up.sql")))
-    assert current.code == 0 and f"{applied} migrations applied" in json.loads(current.out)[0]["detail"]
-    folder = tmp_path / "migrations"  # every migration, and one more not yet applied
-    shutil.copytree(DEFAULT_DIR, folder)
-    (folder / "9000_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
-    behind = cli(*only_db, MIGRATIONS_DIR=str(folder))
+    assert current.code == 0 and f"{len(SHIPPED_MIGRATIONS)} migrations applied" in json.loads(current.out)[0]["detail"]
+    (migrations_copy / f"{migration_number()}_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
+    behind = cli(*only_db, MIGRATIONS_DIR=str(migrations_copy))
     assert behind.code == 1
     detail = json.loads(behind.out)[0]["detail"]
-    assert "1 migration(s) pending (9000_extra" in detail and "observatory migrate up" in detail
+    assert f"1 migration(s) pending ({migration_number()}_extra" in detail and "observatory migrate up" in detail

@@ -7,6 +7,7 @@ timescaledb) and skips, saying why, when that server does not answer or lacks th
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from collections.abc import AsyncIterator, Iterator
 
 import psycopg
@@ -14,11 +15,12 @@ import pytest
 
 from storage.decode import decode
 from storage.maintenance import maintain
-from storage.migrations import DEFAULT_DIR, Migrator
+from storage.migrations import Migrator
 from storage.settings import RetentionSettings
 from storage.writer import SpanWriter
 from tests.conftest import Database, create_database, drop_database
 from tests.storage.support import NOW_NS, request, trace_ids
+from tests.support import SHIPPED_MIGRATIONS, wait_for
 
 pytestmark = pytest.mark.timescaledb
 TIMESCALE_DSN = os.environ.get("TEST_TIMESCALE_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
@@ -159,12 +161,96 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
 
 
 def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
-    migrations = len(list(DEFAULT_DIR.glob("*.up.sql")))
     with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
-        assert len(migrator.down(steps=None, to=0)) == migrations
+        assert len(migrator.down(steps=None, to=0)) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
                             ).fetchone() == (None, None, None)
-        assert len(migrator.up()) == migrations
+        assert len(migrator.up()) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)
+
+
+async def test_aggregate_sums_saturate_and_the_one_off_job_materializes_history(tsdb: Database, writer: SpanWriter) -> None:
+    long = request(trace_ids(10))
+    for span in long.resource_spans[0].scope_spans[0].spans:
+        span.end_time_unix_nano = span.start_time_unix_nano + (NOW_NS - 1)  # 56 years: a few pass 2^63 ns
+    assert await writer.write(decode(long.SerializeToString())) == 30
+    old = request(trace_ids(5), start_ns=NOW_NS - 10 * 86_400 * 10**9)  # before the refresh policies' window
+    assert await writer.write(decode(old.SerializeToString())) == 15
+    with psycopg.connect(tsdb.admin_dsn, autocommit=True) as conn:
+        (job,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'observatory_refresh_rollups'").fetchone()
+        conn.execute("CALL run_job(%s)", (job,))  # what the scheduler does once, at once, after the migration
+        assert conn.execute("SELECT scheduled FROM timescaledb_information.jobs WHERE job_id = %s", (job,)).fetchone() == (False,)
+        for tier in ("span_rollups_1m", "span_rollups_1h"):
+            conn.execute(f"CALL refresh_continuous_aggregate('{tier}', NULL, NULL)")
+            assert conn.execute(f"SELECT sum(span_count)::int8, max(duration_sum_ns) FROM {tier}").fetchone() == (45, 2**63 - 1)
+
+
+def _rollup_rows(conn: psycopg.Connection, tier: str) -> list[tuple[object, ...]]:
+    return conn.execute(f"""SELECT bucket, service_name, model, span_count, input_tokens, duration_sum_ns, cost_usd
+                            FROM {tier} ORDER BY 1, 2, 3""").fetchall()
+
+
+def _history_refreshed(conn: psycopg.Connection) -> None:
+    """The one-off history job has run once: by the scheduler, or (when a refresh policy's run
+    collided with it and it waits for its retry) by hand, with the policies held still."""
+    conn.execute("SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                 "WHERE proc_name = 'policy_refresh_continuous_aggregate'")
+    (job,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'observatory_refresh_rollups'"
+                          ).fetchone()
+    wait_for(lambda: conn.execute("""SELECT count(*) FROM timescaledb_information.job_stats s
+                                     JOIN timescaledb_information.jobs j USING (job_id)
+                                     WHERE s.job_status = 'Running' AND (j.hypertable_name LIKE 'span_rollups%%' OR j.job_id = %s)""",
+                                  (job,)).fetchone() == (0,), 60, 0.2, "no refresh running")
+    if conn.execute("SELECT scheduled FROM timescaledb_information.jobs WHERE job_id = %s", (job,)).fetchone() == (True,):
+        conn.execute("CALL run_job(%s)", (job,))
+    assert conn.execute("SELECT scheduled FROM timescaledb_information.jobs WHERE job_id = %s", (job,)).fetchone() == (False,)
+
+
+def test_migration_0003_on_an_existing_install_keeps_rollup_history(tsdb: Database) -> None:
+    """0003 makes the aggregates again (empty); the one-off job brings back the history the
+    refresh policies never reach, with 0002's saturating sums kept, and so does its down."""
+    with psycopg.connect(tsdb.admin_dsn, autocommit=True) as conn:
+        with Migrator(conn) as migrator:
+            migrator.down(steps=None, to=2)  # an install of 0002: aggregates without cost components
+        # Ten and twenty days old (beyond every refresh window), and an hour old; the durations
+        # of the ten-day-old minute sum past 2^63 ns.
+        conn.execute("""
+            INSERT INTO spans (trace_id, span_id, name, service_name, start_time, end_time, start_time_unix_nano,
+                               end_time_unix_nano, duration_ns, llm_request_model, input_tokens, cost_total_usd)
+            SELECT '\\x01'::bytea, int8send(n), 'chat', 'svc', t, t, 0, 0,
+                   CASE WHEN n < 3 THEN 4611686018427387904 ELSE 1000 END, 'gpt-4o-mini', 100, 0.25
+            FROM generate_series(0, 8) n,
+                 LATERAL (SELECT date_trunc('hour', now()) - CASE WHEN n < 3 THEN interval '10 days'
+                                                                  WHEN n < 6 THEN interval '20 days'
+                                                                  ELSE interval '1 hour' END AS t) b""")
+        _history_refreshed(conn)  # 0002's job, as it ran on that install
+        for tier in ("span_rollups_1m", "span_rollups_1h"):
+            conn.execute(f"CALL refresh_continuous_aggregate('{tier}', NULL, NULL)")
+        before = {tier: _rollup_rows(conn, tier) for tier in ("span_rollups_1m", "span_rollups_1h")}
+        assert [row[3:] for tier in before for row in before[tier]] == [
+            (3, 300, 3000, Decimal("0.75")), (3, 300, 2**63 - 1, Decimal("0.75")), (3, 300, 3000, Decimal("0.75"))] * 2
+
+        with Migrator(conn) as migrator:
+            assert [m.version for m in migrator.up()] == [v for v in SHIPPED_MIGRATIONS if v > 2]
+        assert conn.execute("""SELECT count(*) FROM timescaledb_information.jobs
+                               WHERE proc_name = 'observatory_refresh_rollups'""").fetchone() == (1,)
+        _history_refreshed(conn)
+        # The refresh policies then materialise the last days, which moves the watermark past
+        # the history: from then on old buckets are read only from what was materialized.
+        conn.execute("CALL refresh_continuous_aggregate('span_rollups_1m', now() - interval '2 days', NULL)")
+        conn.execute("CALL refresh_continuous_aggregate('span_rollups_1h', now() - interval '3 days', NULL)")
+        for tier, rows in before.items():
+            assert _rollup_rows(conn, tier) == rows
+            # Stored before 0003: legacy totals, their parts unknown.
+            assert conn.execute(f"SELECT sum(cost_other_usd), sum(cost_input_usd) FROM {tier}").fetchone() == (
+                Decimal("2.25"), Decimal(0))
+
+        with Migrator(conn) as migrator:
+            migrator.down(steps=None, to=2)  # and back: 0002's aggregates, refreshed by its job
+        _history_refreshed(conn)
+        for tier, rows in before.items():
+            assert _rollup_rows(conn, tier) == rows
+        assert conn.execute("""SELECT count(*) FROM information_schema.columns
+                               WHERE table_name = 'span_rollups_1m' AND column_name = 'cost_other_usd'""").fetchone() == (0,)
