@@ -13,8 +13,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from collector.exporter import StreamExporter
 from collector.inflight import InflightBudget
 from collector.pipeline import Pipeline, Processor
@@ -30,6 +28,7 @@ from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
 from common.ops import ReadyCheck, ops_app, start_site
+from common.redis_client import AnyRedis, connect, describe
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -63,18 +62,23 @@ async def close_pipeline(pipeline: Pipeline) -> None:
             await aclose()
 
 
-def make_redis(settings: CollectorSettings) -> Redis:
-    return Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
+def make_redis(settings: CollectorSettings) -> AnyRedis:
+    # WAIT holds the connection up to REDIS_WAIT_TIMEOUT_MS: the read timeout must outlast it.
+    read_timeout = settings.redis_timeout + settings.redis_wait_timeout_ms / 1000 if settings.redis_wait_replicas else None
+    return connect(settings.redis_url, settings.redis_timeout, read_timeout=read_timeout, health_check_interval=30)
+
+
+def make_stream(settings: CollectorSettings, redis: AnyRedis) -> SpanStream:
+    return SpanStream(
+        redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards),
+        wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 
-def redis_check(redis: Redis) -> ReadyCheck:
-    async def check() -> str | None:
-        await redis.ping()
-        return None
-    return check
+def redis_check(stream: SpanStream) -> ReadyCheck:
+    """Ready while the server of every shard answers: a shard whose master is down (before
+    its replica is promoted) refuses every export that has spans for it."""
+    return stream.unreachable_shards
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,8 @@ class WorkerRole:
 
 async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -> None:
     redis = make_redis(settings)
-    pipeline = build_pipeline(settings, SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards)))
+    stream = make_stream(settings, redis)
+    pipeline = build_pipeline(settings, stream)
     reuse_port = worker is not None
     grpc_server, health = grpc_receiver.make_server(
         pipeline, settings.collector_host, settings.collector_otlp_grpc_port,
@@ -101,11 +106,12 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis)}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(stream)}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(
         "collector listening", grpc=settings.collector_otlp_grpc_port, http=settings.collector_otlp_http_port,
+        redis=describe(settings.redis_url), shards=settings.stream_shards, wait_replicas=settings.redis_wait_replicas,
         metrics=settings.collector_metrics_port if ops else None, worker_pid=os.getpid() if worker else None,
     )
 

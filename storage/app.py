@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 
 import psycopg
-from redis.asyncio import Redis
 
 from common.logging import configure_logging, get_logger
 from common.ops import ops_app, start_site
+from common.redis_client import AnyRedis, connect, describe
 from common.settings import load
 from common.stream import SpanStream, StreamKeys
 from storage import metrics
@@ -64,7 +64,7 @@ class Batch:
 
 
 class StorageWriter:
-    def __init__(self, settings: StorageSettings, redis: Redis) -> None:
+    def __init__(self, settings: StorageSettings, redis: AnyRedis) -> None:
         self.settings = settings
         self.redis = redis
         self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards))
@@ -97,7 +97,10 @@ class StorageWriter:
     # --- the loop ------------------------------------------------------------------
     async def run(self) -> None:
         await self._ensure_group()
-        log.info("writer started", consumer=self.settings.consumer, streams=self.stream.keys.streams())
+        log.info(
+            "writer started", consumer=self.settings.consumer, streams=self.stream.keys.streams(),
+            redis=describe(self.settings.redis_url),
+        )
         ready: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_batches(ready))
         try:
@@ -343,17 +346,14 @@ class StorageWriter:
         return None
 
     async def check_redis(self) -> str | None:
-        await self.redis.ping()
-        return None
+        return await self.stream.unreachable_shards()
 
 
 async def serve(settings: StorageSettings) -> None:
     if settings.run_migrations:
         await asyncio.to_thread(_migrate, settings)
-    redis = Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout + 1.5,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
-    )
+    # Reads block up to a second (XREADGROUP BLOCK): the read timeout must outlast that.
+    redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + 1.5, health_check_interval=30)
     writer = StorageWriter(settings, redis)
     ops = await start_site(
         ops_app("storage", {"postgres": writer.check_database, "redis": writer.check_redis}),
