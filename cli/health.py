@@ -84,11 +84,9 @@ async def check_redis(settings: CliSettings) -> tuple[bool, str]:
         masters = len(redis.get_primaries()) if is_cluster(redis) else 0
     finally:
         await redis.aclose()
-    if masters:  # a cluster answers INFO with one section per node
-        versions = sorted({str(section.get("redis_version", "?")) for section in info.values() if isinstance(section, dict)})
-        server = f"Redis Cluster {', '.join(versions) or '?'}, {masters} masters, {settings.stream_shards} shard(s)"
-    else:
-        server = f"Redis {info.get('redis_version', '?')}"
+    server = f"Redis {info.get('redis_version', '?')}"
+    if masters:
+        server = f"{server} cluster of {masters} masters, {settings.stream_shards} shard(s)"
     detail = f"{server}; backlog {backlog:,} spans; {dead:,} dead letter(s)"
     if dead:
         detail += " (see `observatory dlq list`)"

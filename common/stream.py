@@ -204,7 +204,7 @@ class SpanStream:
         is not followed inside the pipeline (WAIT would run on another connection and prove
         nothing): it fails, and the client's retry reaches the new master."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.evalsha(self._publish.sha, len(keys), *keys, *args)
+        pipe.execute_command("EVALSHA", self._publish.sha, len(keys), *keys, *args)  # evalsha() is barred in cluster pipelines
         if is_cluster(self.redis):
             node = self.redis.get_node_from_key(keys[0])
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms, target_nodes=node)
@@ -244,18 +244,32 @@ class SpanStream:
         return sum(max(int(v), 0) for v in values if v is not None)
 
     async def unreachable_shards(self) -> str | None:
-        """None when the server of every shard answers, else which shards do not and why.
+        """None when the server of every shard answers (and, with wait_replicas, has that many
+        replicas connected), else which shards do not and why.
 
         What /ready reports: on a cluster one master can be down (until its replica is
         promoted) while the others answer; a PING to any one node would say nothing of it."""
         shards = range(self.keys.shards)
-        answers = await asyncio.gather(*(self.redis.exists(self.keys.stream(n)) for n in shards), return_exceptions=True)
-        failed = [(n, exc) for n, exc in zip(shards, answers) if isinstance(exc, BaseException)]
+        answers = await asyncio.gather(*(self._shard_problem(n) for n in shards), return_exceptions=True)
+        failed = [(n, f"{type(a).__name__}: {a}" if isinstance(a, BaseException) else a) for n, a in zip(shards, answers) if a]
         if not failed:
             return None
-        first = failed[0][1]
         names = ", ".join(str(n) for n, _ in failed)
-        return f"shard(s) {names} of {self.keys.shards} unreachable: {type(first).__name__}: {first}"
+        return f"shard(s) {names} of {self.keys.shards} cannot take entries: {failed[0][1]}"
+
+    async def _shard_problem(self, shard: int) -> str | None:
+        stream = self.keys.stream(shard)
+        if not self.wait_replicas:
+            await self.redis.exists(stream)
+            return None
+        if is_cluster(self.redis):
+            info = await self.redis.info("replication", target_nodes=self.redis.get_node_from_key(stream))
+        else:
+            info = await self.redis.info("replication")
+        replicas = int(info.get("connected_slaves", 0))
+        if replicas < self.wait_replicas:
+            return f"{replicas} replica(s) connected, REDIS_WAIT_REPLICAS={self.wait_replicas}"
+        return None
 
     async def ensure_group(self) -> None:
         for stream in self.keys.streams():

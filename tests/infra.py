@@ -290,6 +290,27 @@ class PrivateRedisCluster:
         self.wait_healthy(timeout)
         return node
 
+    def replica_of(self, master: ClusterNode) -> ClusterNode:
+        client = master.client()
+        try:
+            replicas = client.info("replication")
+        finally:
+            client.close()
+        port = int(replicas["slave0"]["port"])
+        return next(node for node in self.nodes if node.port == port)
+
+    def restart(self, node: ClusterNode) -> ClusterNode:
+        """Start a killed node again on its port and config: it rejoins the cluster (a master
+        whose slots were taken over comes back as a replica of the one that took them)."""
+        binary = shutil.which("redis-server")
+        assert binary is not None and not node.alive()
+        node.start(binary)
+        client = node.client()
+        wait_for(client.ping, 20, 0.05, f"restarted node {node.address} to answer")
+        client.close()
+        self.wait_healthy()
+        return node
+
     def stop(self) -> None:
         for node in self.nodes:
             if node.alive():
