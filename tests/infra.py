@@ -82,6 +82,7 @@ class PrivatePostgres:
     directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="obs-test-pg-")))
     port: int = 0
     started: bool = False
+    settings: tuple[str, ...] = ()  # extra `name=value` server settings, given as -c at start
 
     @property
     def admin_dsn(self) -> str:
@@ -94,11 +95,7 @@ class PrivatePostgres:
             pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN}")
         if os.geteuid() == 0 and shutil.which("runuser") is None:
             pytest.skip("needs runuser to run initdb/pg_ctl as the postgres user")
-        self.port = self.port or free_port()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.directory, "postgres", "postgres")
-            os.chmod(self.directory, 0o700)
+        self._prepare_directory()
         done = subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(self.directory / "data"), "-U", "postgres",
                                             "--auth=trust", "-E", "UTF8", "--no-sync"]),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -110,10 +107,35 @@ class PrivatePostgres:
         self.stop("immediate")
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def _prepare_directory(self) -> None:
+        self.port = self.port or free_port()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            os.chmod(self.directory, 0o700)
+
+    def base_backup(self, *settings: str) -> "PrivatePostgres":
+        """A streaming replica of this server: pg_basebackup -R into a new directory (standby.signal
+        and primary_conninfo written by it), not started yet."""
+        replica = PrivatePostgres(settings=settings)
+        replica._prepare_directory()
+        done = subprocess.run(_as_postgres([
+            str(PG_BIN / "pg_basebackup"), "-D", str(replica.directory / "data"), "-h", "127.0.0.1",
+            "-p", str(self.port), "-U", "postgres", "-X", "stream", "-R", "--no-sync",
+        ]), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode:
+            raise RuntimeError(f"pg_basebackup failed: {done.stderr}")
+        return replica
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "postgres.log"
+
     def start(self) -> "PrivatePostgres":
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-o", options,
-                                     "-l", str(self.directory / "postgres.log"), "-w", "start"]),
+                                     "-l", str(self.log_path), "-w", "start"]),
                        check=True, stdout=subprocess.DEVNULL)
         self.started = True
         return self
