@@ -22,7 +22,7 @@ from collector.processors.pricing import load_pricing
 from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import Validator
+from collector.processors.validation import Limits, Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
@@ -41,7 +41,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
     """
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator()]
+    processors: list[Processor] = [Validator(Limits(future_window_s=settings.future_span_window))]
     if settings.enable_sampling:
         processors.append(HeadSampler(configure.head_sampling(settings)))
     if settings.enable_pii_detection:
@@ -75,10 +75,19 @@ def make_stream(settings: CollectorSettings, redis: AnyRedis) -> SpanStream:
     )
 
 
-def redis_check(stream: SpanStream) -> ReadyCheck:
-    """Ready while the server of every shard answers: a shard whose master is down (before
-    its replica is promoted) refuses every export that has spans for it."""
-    return stream.unreachable_shards
+def redis_check(stream: SpanStream, exporter: StreamExporter | None = None) -> ReadyCheck:
+    """Ready while every shard can take entries: its server answers and is not out of memory
+    (a shard whose master is down refuses every export with spans for it until its replica is
+    promoted), and the last publish was not refused for lack of memory (a refused request's
+    own bytes leave Redis's count with it)."""
+    async def check() -> str | None:
+        refusing = exporter.refusing() if exporter is not None else None
+        return refusing or await stream.unreachable_shards()
+    return check
+
+
+def _stream_exporter(pipeline: Pipeline) -> StreamExporter | None:
+    return pipeline.exporter if isinstance(pipeline.exporter, StreamExporter) else None
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(stream)}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(stream, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(

@@ -7,6 +7,7 @@ SPANS_ACCEPTED = Counter("observatory_collector_spans_accepted_total", "Spans pu
 SPANS_REJECTED = Counter("observatory_collector_spans_rejected_total", "Spans rejected (partial success)", ["protocol"])
 REQUESTS = Counter("observatory_collector_requests_total", "Export requests by outcome", ["protocol", "outcome"])
 REFUSED = Counter("observatory_collector_refused_total", "Export requests refused with a retryable answer", ["protocol", "reason"])
+NORMALIZED = Counter("observatory_collector_normalized_values_total", "Values changed so the database can hold them (NUL replaced, text truncated, tokens clamped, zero parent cleared), by field", ["field"])
 BAD_REQUESTS = Counter("observatory_collector_bad_requests_total", "Export requests answered with a client error", ["protocol", "reason"])
 EXPORT_SECONDS = Histogram(
     "observatory_collector_request_seconds", "Time from a request's arrival to its answer", ["protocol"],

@@ -127,6 +127,19 @@ def is_cluster(redis: AnyRedis) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+def out_of_memory(memory_info: dict[str, Any]) -> str | None:
+    """Why a server refuses writes, from its INFO memory; None when it takes them. With
+    `noeviction` (what the streams need: nothing unwritten may be evicted) a Redis at
+    `maxmemory` refuses every write that adds memory ("OOM command not allowed")."""
+    limit = int(memory_info.get("maxmemory") or 0)
+    used = int(memory_info.get("used_memory") or 0)
+    policy = memory_info.get("maxmemory_policy")
+    policy = policy.decode() if isinstance(policy, bytes) else policy
+    if limit and used >= limit and policy == "noeviction":
+        return f"redis refuses writes: out of memory (used_memory {used} >= maxmemory {limit}, policy noeviction)"
+    return None
+
+
 def describe(url: str) -> str:
     """Where `url` points, without its password: for logs and `observatory health`."""
     if is_cluster_url(url):

@@ -1,21 +1,27 @@
 """The Redis stream contract between the collector and the storage writer (version 1).
 
-One entry per processed export request on `otlp:spans:{shard}` with the fields
-`v` (format version), `body` (a serialized ExportTraceServiceRequest), `spans` (its span
-count) and `received_ns`. Consumer group `storage`. Dead letters go to `otlp:spans:dlq`
-with the original fields plus `error` and `stream`.
+One entry per processed export request on `otlp:spans:{tag}` (tag: the shard's hash tag, below)
+with the fields `v` (format version), `body` (a serialized ExportTraceServiceRequest), `spans`
+(its span count) and `received_ns`. Consumer group `storage`. Dead letters go to
+`otlp:spans:dlq` with the original fields plus `error` and `stream`.
 
-Beside each stream a counter `otlp:spans:{shard}:backlog` holds the spans added and not
+An acknowledged entry is deleted from its stream in the same script (XDEL), so a stream
+holds only entries not yet written. A hash `otlp:spans:{tag}:failures` counts, per
+entry, the writes that failed for a reason of the entry's own (not outages or restarts).
+
+Beside each stream a counter `otlp:spans:{tag}:backlog` holds the spans added and not
 yet acknowledged; it is what backpressure (MAX_QUEUE_SIZE) compares against. It changes
 only inside the same server-side script as the XADD or XACK it accounts for, so it
 cannot drift from the stream when a process dies between two calls.
 
 Every key of one shard carries the same Redis Cluster hash tag, `{tag}`: the stream, its
-backlog counter and any other per-shard key (`StreamKeys.shard_key`), so each script and
-multi-key command runs inside one slot. The tag of shard n of N is chosen so that its slot
-lies in the n-th of N equal slices of the 16,384 slots; a cluster whose slots are split evenly
-(what `redis-cli --cluster create` and `--cluster rebalance` do) then puts the shards evenly on
-its masters when N is a multiple of the number of masters.
+backlog counter, its failure counts and any other per-shard key (`StreamKeys.shard_key`), so
+each script and multi-key command runs inside one slot. The tag of shard n of N is chosen so
+that its slot lies in the n-th of N equal slices of the 16,384 slots; a cluster whose slots are
+split evenly (what `redis-cli --cluster create` and `--cluster rebalance` do) then puts the
+shards evenly on its masters when N is a multiple of the number of masters. Streams written
+under another layout (untagged `otlp:spans:N` from before hash tags, or another STREAM_SHARDS)
+are found and drained by the writer (storage/leftovers.py).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from functools import lru_cache
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from common.redis_client import AnyRedis, is_cluster
+from common.redis_client import AnyRedis, is_cluster, out_of_memory
 
 VERSION = 1
 GROUP = "storage"
@@ -81,6 +87,15 @@ class StreamKeys:
     def backlog_of(stream: str) -> str:
         """The backlog counter beside any stream key, current or left over (see `is_stream_key`)."""
         return f"{stream}:backlog"
+
+    def failures(self, shard: int) -> str:
+        """Hash: entry id -> times its write failed for a reason of its own."""
+        return self.shard_key(shard, "failures")
+
+    @staticmethod
+    def failures_of(stream: str) -> str:
+        """The failure counts beside any stream key, current or left over."""
+        return f"{stream}:failures"
 
     @property
     def dlq(self) -> str:
@@ -152,12 +167,20 @@ return id
 
 # ARGV: group, then (entry id, span count) pairs. Only entries this call really
 # acknowledged leave the backlog, so two writers racing on one entry count it once.
-_ACK = """
+# An acknowledged entry is written (or dead-lettered): it leaves the stream at once (XDEL),
+# so Redis holds only what is not yet written. XDEL, not XTRIM: entries are acknowledged
+# out of order (shards, several writers, retries), and a trim below the oldest pending
+# entry would keep everything behind one slow entry; XDEL removes exactly what is done and
+# can never touch an entry not yet delivered. `allow-oom`: this script frees memory, so it
+# must run when Redis refuses writes for lack of it (all of it runs, or none).
+_ACK = """#!lua flags=allow-oom
 local done = 0
 for i = 2, #ARGV, 2 do
   if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
     done = done + tonumber(ARGV[i + 1])
   end
+  redis.call('XDEL', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
 end
 if done > 0 then redis.call('DECRBY', KEYS[2], done) end
 return done
@@ -230,7 +253,8 @@ class SpanStream:
         args: list[bytes | str | int] = [GROUP]
         for entry_id, spans in entries:
             args += [entry_id, spans]
-        return int(await self._ack(keys=[stream, self.keys.backlog_of(stream)], args=args))
+        keys = [stream, self.keys.backlog_of(stream), self.keys.failures_of(stream)]
+        return int(await self._ack(keys=keys, args=args))
 
     async def backlog(self) -> int:
         """Spans published and not yet acknowledged, over all shards.
@@ -244,8 +268,8 @@ class SpanStream:
         return sum(max(int(v), 0) for v in values if v is not None)
 
     async def unreachable_shards(self) -> str | None:
-        """None when the server of every shard answers (and, with wait_replicas, has that many
-        replicas connected), else which shards do not and why.
+        """None when the server of every shard answers and takes writes (not at maxmemory; with
+        wait_replicas, that many replicas connected), else which shards cannot and why.
 
         What /ready reports: on a cluster one master can be down (until its replica is
         promoted) while the others answer; a PING to any one node would say nothing of it."""
@@ -258,15 +282,14 @@ class SpanStream:
         return f"shard(s) {names} of {self.keys.shards} cannot take entries: {failed[0][1]}"
 
     async def _shard_problem(self, shard: int) -> str | None:
+        """Why the server of `shard` cannot take entries now, or None. A cluster routes INFO to
+        whichever node it likes: ask the shard's own master."""
         stream = self.keys.stream(shard)
-        if not self.wait_replicas:
-            await self.redis.exists(stream)
-            return None
-        if is_cluster(self.redis):
-            info = await self.redis.info("replication", target_nodes=self.redis.get_node_from_key(stream))
-        else:
-            info = await self.redis.info("replication")
-        replicas = int(info.get("connected_slaves", 0))
+        target = {"target_nodes": self.redis.get_node_from_key(stream)} if is_cluster(self.redis) else {}
+        problem = out_of_memory(await self.redis.info("memory", **target))
+        if problem or not self.wait_replicas:
+            return problem
+        replicas = int((await self.redis.info("replication", **target)).get("connected_slaves", 0))
         if replicas < self.wait_replicas:
             return f"{replicas} replica(s) connected, REDIS_WAIT_REPLICAS={self.wait_replicas}"
         return None
