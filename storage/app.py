@@ -199,6 +199,8 @@ class StorageWriter:
             log.warning("redis read failed", error=str(exc))
             await asyncio.sleep(1.0)
             return []
+        # One entry can come both from a read in flight and from the lost-entry sweep: once.
+        deliveries = [d for d in deliveries if (d.stream, d.entry_id) not in self._held]
         self._held.update((d.stream, d.entry_id) for d in deliveries)
         return deliveries
 

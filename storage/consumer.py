@@ -156,13 +156,13 @@ class StreamConsumer:
         delivery, a read cancelled at shutdown) leaves entries pending under our name that we
         never saw. XAUTOCLAIM would only take them after CLAIM_IDLE; this finds them at once:
         XPENDING for our name (which does not count as a delivery), minus what we hold, then
-        XCLAIM of the rest. Entries delivered under a second ago are left for the next look,
-        so an entry whose read is still being handled is never taken twice.
+        XCLAIM of the rest. Entries delivered under a second ago are left for the next look.
+        A read in flight may still bring an entry this returns (its reply waited in the
+        socket while the loop was busy): the caller drops deliveries it already holds, and a
+        later duplicate is stored once (the write is idempotent, the second XACK counts 0).
         """
         lost = []
         for key in list(self.streams):
-            if key in self._reads:  # a read of it is in flight: its reply may not be handled yet
-                continue
             pending = await self.redis.xpending_range(
                 key, GROUP, min="-", max="+", count=len(held) + LOST_SCAN, consumername=self.consumer, idle=LOST_IDLE_MS,
             )
