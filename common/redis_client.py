@@ -127,6 +127,16 @@ def is_cluster(redis: AnyRedis) -> bool:
     return isinstance(redis, RedisCluster)
 
 
+async def route_to_key(redis: AnyRedis, key: str) -> dict[str, Any]:
+    """Keyword arguments that send a keyless command (INFO, WAIT) to the server holding `key`:
+    none for a single server; the key's master for a cluster (whose slot map is loaded first,
+    and reloaded when a failure marked it stale)."""
+    if not isinstance(redis, RedisCluster):
+        return {}
+    await redis.initialize()
+    return {"target_nodes": redis.get_node_from_key(key)}
+
+
 def out_of_memory(memory_info: dict[str, Any]) -> str | None:
     """Why a server refuses writes, from its INFO memory; None when it takes them. With
     `noeviction` (what the streams need: nothing unwritten may be evicted) a Redis at

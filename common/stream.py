@@ -34,7 +34,7 @@ from functools import lru_cache
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from common.redis_client import AnyRedis, is_cluster, out_of_memory
+from common.redis_client import AnyRedis, is_cluster, out_of_memory, route_to_key
 
 VERSION = 1
 GROUP = "storage"
@@ -226,14 +226,13 @@ class SpanStream:
         which WAIT needs (it waits for that connection's own writes). On a cluster a redirection
         is not followed inside the pipeline (WAIT would run on another connection and prove
         nothing): it fails, and the client's retry reaches the new master."""
+        route = await route_to_key(self.redis, keys[0])
         pipe = self.redis.pipeline(transaction=False)
         pipe.execute_command("EVALSHA", self._publish.sha, len(keys), *keys, *args)  # evalsha() is barred in cluster pipelines
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms, **route)
         if is_cluster(self.redis):
-            node = self.redis.get_node_from_key(keys[0])
-            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms, target_nodes=node)
             entry_id, replicas = await pipe.execute(allow_redirections=False)
         else:
-            pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
             entry_id, replicas = await pipe.execute()
         if int(replicas) < self.wait_replicas:
             raise NotReplicated(
@@ -284,8 +283,7 @@ class SpanStream:
     async def _shard_problem(self, shard: int) -> str | None:
         """Why the server of `shard` cannot take entries now, or None. A cluster routes INFO to
         whichever node it likes: ask the shard's own master."""
-        stream = self.keys.stream(shard)
-        target = {"target_nodes": self.redis.get_node_from_key(stream)} if is_cluster(self.redis) else {}
+        target = await route_to_key(self.redis, self.keys.stream(shard))
         problem = out_of_memory(await self.redis.info("memory", **target))
         if problem or not self.wait_replicas:
             return problem
