@@ -35,7 +35,8 @@ from common.settings import load
 from common.stream import SpanStream, StreamKeys
 from storage import metrics
 from storage.batch import Batch, Entry, OpenEntry
-from storage.consumer import Delivery, Held, StreamConsumer
+from storage.consumer import Delivery, Held, StreamConsumer, parse
+from storage.decode import Where, span_request
 from storage.deadletter import DeadLetters
 from storage.failures import FailureCounts
 from storage.leftovers import Leftovers
@@ -67,7 +68,7 @@ class StorageWriter:
         self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
         self.leftovers = Leftovers(redis, self.stream.keys)
         self.stopping = asyncio.Event()
-        self.store = Store(self._connect, self.stopping)
+        self.store = Store(self._connect)
         self._last_claim = 0.0
         self._last_leftover_scan = 0.0
         self._draining: list[str] = []  # leftover streams being read until empty
@@ -273,9 +274,9 @@ class StorageWriter:
                 if isinstance(error, Unexpected) and not await self._exhausted(entry):
                     entry.failed = True
                     continue
-                await self._dead_letter_span(entry, unit.source.request_body(), str(error), "rejected")
+                await self._dead_letter_span(entry, unit.where, str(error), "rejected")
         for entry, bad in batch.bad:
-            await self._dead_letter_span(entry, bad.source.request_body(), bad.reason, "undecodable")
+            await self._dead_letter_span(entry, bad.where, bad.reason, "undecodable")
         if batch.done:
             done = [e.delivery for e in batch.done if not e.failed]
             released = [e.delivery for e in batch.done if e.failed]
@@ -292,8 +293,9 @@ class StorageWriter:
         log.warning("entry failed to be written", entry_id=entry.delivery.entry_id.decode(), failures=count)
         return self.failures.exhausted(count)
 
-    async def _dead_letter_span(self, entry: Entry, body: bytes, error: str, reason: str) -> None:
+    async def _dead_letter_span(self, entry: Entry, where: Where, error: str, reason: str) -> None:
         try:
+            body = span_request(parse(entry.delivery).body, where)
             await self.dead_letters.span(entry.delivery, body, error, reason)
         except Exception as exc:  # Redis down: keep the entry unacknowledged; it is read again
             metrics.REDIS_ERRORS.labels("dead_letter").inc()

@@ -10,7 +10,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from common.otlp import key_value as kv
 from common.stream import StreamEntry
 from storage.batch import Batch, Entry, OpenEntry
-from storage.consumer import Delivery
+from storage.consumer import Delivery, parse
+from storage.decode import span_request
 
 NOW = time.time_ns()
 
@@ -59,6 +60,6 @@ def test_a_span_that_cannot_be_decoded_is_set_apart_and_its_neighbours_kept() ->
     (batch,) = take_all(OpenEntry(source), 5000, 1 << 30)
     assert [u.span[5] for u in batch.units] == ["s0", "s2", "s4"]
     assert [(e is source, "1-byte span id" in b.reason) for e, b in batch.bad] == [(True, True), (True, True)]
-    alone = ExportTraceServiceRequest.FromString(batch.bad[0][1].source.request_body())
+    alone = ExportTraceServiceRequest.FromString(span_request(parse(source.delivery).body, batch.bad[0][1].where))
     assert [s.name for s in alone.resource_spans[0].scope_spans[0].spans] == ["s1"]
     assert alone.resource_spans[0].resource.attributes[0].value.string_value == "svc"
