@@ -7,8 +7,9 @@ Cluster of 3 masters made with redis-cli, both without persistence, on free port
 collectors and writers as real processes, and the same pre-built LLM traces (cli.loadgen),
 sent at full speed over gRPC by --senders concurrent senders shared across the collectors.
 Figures per layout: accepted spans/s (first send to last answer), stored spans/s (first send
-to last row visible), CPU seconds of each kind of process; and the ratio of stored spans/s to
-the first layout's. Layouts (name: Redis, collectors x writers, STREAM_SHARDS, WAIT):
+to last row visible), CPU seconds of each kind of process, an estimate of the rate with one
+core per process (one_core_each_spans_per_s, from those CPU costs), and the ratios of both to
+the first layout's. --repeat 2 runs the layouts forward, then backward. Layouts (name: Redis, collectors x writers, STREAM_SHARDS, WAIT):
 
     single-1x1        one redis-server, 1 collector, 1 writer, 1 shard (the default install)
     single-2x2        one redis-server, 2 collectors, 2 writers, 3 shards
@@ -27,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import time
@@ -40,7 +42,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e.run_e2e import OTHER_PROCESSES, PROTOCOLS, _commit  # noqa: E402
+from bench.e2e.run_e2e import PROTOCOLS, _commit  # noqa: E402
 from bench.e2e.stack import BenchStack, Service, cpu_by_command, cpu_seconds, free_port  # noqa: E402
 from cli.loadgen import Profile, TraceFactory, plan  # noqa: E402
 from cli.loadgen.send import Payload, encode, send_all  # noqa: E402
@@ -96,12 +98,14 @@ class ScaleStack(BenchStack):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.database)))
 
 
-async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int) -> dict:
+async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int, redis_pids: list[int]) -> dict:
     """Every payload at full speed, the senders divided over the collectors."""
     endpoints = [f"127.0.0.1:{port}" for port in stack.grpc_ports]
     parts = [payloads[i::len(endpoints)] for i in range(len(endpoints))]
-    before = {name: cpu_seconds(s.proc.pid) for name, s in stack.services.items()}
-    others_before = cpu_by_command(OTHER_PROCESSES)
+    pids = {name: s.proc.pid for name, s in stack.services.items()}
+    pids.update({f"redis-{n}": pid for n, pid in enumerate(redis_pids)})
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    postgres_before = cpu_by_command(("postgres",))["postgres"]
     started = time.perf_counter()
     sent = await asyncio.gather(*(
         send_all(part, PROTOCOLS["grpc"], endpoint, concurrency=max(1, senders // len(endpoints)))
@@ -114,22 +118,42 @@ async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int) -
     while await asyncio.to_thread(stack.stored) < spans:
         await asyncio.sleep(0.05)
     visible = time.perf_counter()
-    others = cpu_by_command(OTHER_PROCESSES)
-    cpu: dict[str, float] = {}
-    for name, service in stack.services.items():
-        kind = name.split("-")[0]
-        cpu[kind] = cpu.get(kind, 0.0) + cpu_seconds(service.proc.pid) - before[name]
-    cpu.update({name: others[name] - others_before[name] for name in OTHER_PROCESSES})
+    cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    postgres = cpu_by_command(("postgres",))["postgres"] - postgres_before
     counted = await asyncio.to_thread(stack.counted)
     if counted != spans:
         raise RuntimeError(f"{spans} spans were accepted but {counted} rows are stored")
+    by_kind: dict[str, float] = {}
+    for name, seconds in cpu.items():
+        kind = name.split("-")[0]
+        by_kind[kind] = by_kind.get(kind, 0.0) + seconds
     return {
         "accepted_spans_per_s": round(spans / (acked - started)),
         "stored_spans_per_s": round(spans / (visible - started)),
         "seconds": round(visible - started, 2),
         "retries": sum(s.retries for s in sent),
-        "cpu_s": {name: round(seconds, 1) for name, seconds in cpu.items()},
+        # CPU seconds over the phase: each kind of service process, this layout's own Redis
+        # servers, and every PostgreSQL process of the machine (shared: others' work counts too).
+        "cpu_s": {**{kind: round(seconds, 2) for kind, seconds in by_kind.items()}, "postgres (machine)": round(postgres, 2)},
+        "one_core_each_spans_per_s": one_core_each(cpu, spans),
     }
+
+
+def one_core_each(cpu: dict[str, float], spans: int) -> int:
+    """An estimate, not a measurement: the rate if every collector, writer and Redis server had
+    a core of its own (and the database kept up). Each process handled about its share of the
+    spans at the CPU cost measured here; a tier's capacity is the sum over its processes, and
+    the slowest tier bounds the pipeline. Collectors and writers take equal shares (the load is
+    split evenly, and the consumer group divides entries); Redis servers are summed likewise."""
+    tiers: dict[str, list[float]] = {}
+    for name, seconds in cpu.items():
+        tiers.setdefault(name.split("-")[0], []).append(seconds)
+    capacities = []
+    for seconds in tiers.values():
+        busy = [s for s in seconds if s > 0.05]  # replicas and idle nodes do not bound the rate
+        if busy:
+            capacities.append(sum(spans / len(busy) / s for s in busy))
+    return round(min(capacities)) if capacities else 0
 
 
 def run_layout(layout: Layout, payloads: list[Payload], args: argparse.Namespace, workdir: Path) -> dict:
@@ -137,14 +161,16 @@ def run_layout(layout: Layout, payloads: list[Payload], args: argparse.Namespace
     redis_server: PrivateRedis | PrivateRedisCluster
     if layout.cluster:
         redis_server = PrivateRedisCluster(directory, masters=3, replicas_per_master=layout.replicas).start()
+        redis_pids = [node.proc.pid for node in redis_server.nodes if node.proc]
     else:
         redis_server = PrivateRedis(directory).start()
+        redis_pids = [redis_server.proc.pid] if redis_server.proc else []
     stack = ScaleStack(args.admin_dsn, redis_server.url, workdir / layout.name,
                        extra_env={"MAX_QUEUE_SIZE": "2000000", "ENABLE_PII_DETECTION": "true"})
     try:
         stack.start_layout(layout)
         print(f"{layout.name} ...", file=sys.stderr)
-        result = asyncio.run(throughput(stack, payloads, args.senders))
+        result = asyncio.run(throughput(stack, payloads, args.senders, redis_pids))
     finally:
         stack.stop_layout()
         redis_server.stop()
@@ -160,6 +186,7 @@ def main() -> None:
     parser.add_argument("--per-request", type=int, default=100)
     parser.add_argument("--senders", type=int, default=8, help="concurrent senders, shared over the collectors")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, the first is the baseline: {', '.join(LAYOUTS)}")
+    parser.add_argument("--repeat", type=int, default=1, help="run the layouts this many times, alternating the order")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--admin-dsn", default=os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -170,16 +197,24 @@ def main() -> None:
                       batch_spans=args.per_request)
     payloads = [encode(batch, PROTOCOLS["grpc"]) for batch in TraceFactory(profile).batches(plan(profile))]
     workdir = ROOT / "bench" / "out" / f"cluster-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    results = [run_layout(layout, payloads, args, workdir) for layout in layouts]
-    baseline = results[0]["stored_spans_per_s"]
-    for result in results:
-        result["stored_vs_baseline"] = round(result["stored_spans_per_s"] / baseline, 2)
+    # ABBA order with --repeat 2: a drift in the machine's load over the run hits every layout alike.
+    order = [layout for r in range(args.repeat) for layout in (layouts if r % 2 == 0 else layouts[::-1])]
+    runs = [run_layout(layout, payloads, args, workdir / str(n)) for n, layout in enumerate(order)]
+    summary = []
+    for layout in layouts:
+        rates = [r["stored_spans_per_s"] for r in runs if r["layout"] == layout.name]
+        projected = [r["one_core_each_spans_per_s"] for r in runs if r["layout"] == layout.name]
+        summary.append({"layout": layout.name, "stored_spans_per_s": rates, "mean": round(statistics.mean(rates)),
+                        "one_core_each_spans_per_s": round(statistics.mean(projected))})
+    for entry in summary:
+        entry["mean_vs_first"] = round(entry["mean"] / summary[0]["mean"], 2)
+        entry["one_core_each_vs_first"] = round(entry["one_core_each_spans_per_s"] / summary[0]["one_core_each_spans_per_s"], 2)
     print(json.dumps({
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": _commit(),
         "machine": f"{platform.node()} {os.cpu_count()} cores {platform.machine()}",
         "load_average_1m_at_end": os.getloadavg()[0],
         "spans": sum(p.spans for p in payloads), "per_request": args.per_request, "senders": args.senders,
-        "layouts": results,
+        "summary": summary, "runs": runs,
     }))
 
 
