@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.e2e.run_e2e import PROTOCOLS, _commit  # noqa: E402
-from bench.e2e.stack import BenchStack, Service, cpu_by_command, cpu_seconds, free_port  # noqa: E402
+from bench.e2e.stack import BenchStack, Service, cpu_seconds, free_port  # noqa: E402
 from cli.loadgen import Profile, TraceFactory, plan  # noqa: E402
 from cli.loadgen.send import Payload, encode, send_all  # noqa: E402
 from tests.infra import PrivateRedis, PrivateRedisCluster  # noqa: E402
@@ -104,8 +104,8 @@ async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int, r
     parts = [payloads[i::len(endpoints)] for i in range(len(endpoints))]
     pids = {name: s.proc.pid for name, s in stack.services.items()}
     pids.update({f"redis-{n}": pid for n, pid in enumerate(redis_pids)})
+    pids.update({f"postgres-{n}": pid for n, pid in enumerate(backends(stack))})
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    postgres_before = cpu_by_command(("postgres",))["postgres"]
     started = time.perf_counter()
     sent = await asyncio.gather(*(
         send_all(part, PROTOCOLS["grpc"], endpoint, concurrency=max(1, senders // len(endpoints)))
@@ -119,7 +119,6 @@ async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int, r
         await asyncio.sleep(0.05)
     visible = time.perf_counter()
     cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-    postgres = cpu_by_command(("postgres",))["postgres"] - postgres_before
     counted = await asyncio.to_thread(stack.counted)
     if counted != spans:
         raise RuntimeError(f"{spans} spans were accepted but {counted} rows are stored")
@@ -133,10 +132,19 @@ async def throughput(stack: ScaleStack, payloads: list[Payload], senders: int, r
         "seconds": round(visible - started, 2),
         "retries": sum(s.retries for s in sent),
         # CPU seconds over the phase: each kind of service process, this layout's own Redis
-        # servers, and every PostgreSQL process of the machine (shared: others' work counts too).
-        "cpu_s": {**{kind: round(seconds, 2) for kind, seconds in by_kind.items()}, "postgres (machine)": round(postgres, 2)},
-        "one_core_each_spans_per_s": one_core_each(cpu, spans),
+        # servers, and the PostgreSQL backends serving this layout's database (the server's
+        # shared processes, WAL writer and checkpointer, serve others too and are left out).
+        "cpu_s": {kind: round(seconds, 2) for kind, seconds in by_kind.items()},
+        "one_core_each_spans_per_s": one_core_each({k: v for k, v in cpu.items() if not k.startswith("postgres")}, spans),
     }
+
+
+def backends(stack: ScaleStack) -> list[int]:
+    """PostgreSQL backends connected to this layout's database now (the writers' connections)."""
+    with psycopg.connect(stack.admin_server, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            (stack.database,)).fetchall()
+    return [pid for (pid,) in rows]
 
 
 def one_core_each(cpu: dict[str, float], spans: int) -> int:
