@@ -113,7 +113,7 @@ class StreamConsumer:
             return []
         await asyncio.wait(list(self._reads.values()), timeout=block_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
         deliveries: list[Delivery] = []
-        failures: list[BaseException] = []
+        failures: dict[str, BaseException] = {}
         for key, task in list(self._reads.items()):
             if not task.done():
                 continue
@@ -121,13 +121,14 @@ class StreamConsumer:
             error = task.exception()
             if error is None:
                 deliveries += task.result()
-                continue
-            metrics.REDIS_ERRORS.labels("read").inc()
-            self._retry_at[key] = time.monotonic() + RETRY_SHARD_AFTER
-            failures.append(error)
-            log.warning("redis read failed", stream=key, error=str(error))
+            else:
+                self._retry_at[key] = time.monotonic() + RETRY_SHARD_AFTER
+                failures[key] = error
         if failures and not deliveries and not self._reads:
-            raise failures[0]  # nothing answers: the caller backs off
+            raise next(iter(failures.values()))  # nothing answers: the caller reports it and backs off
+        for key, error in failures.items():  # one shard's server is down, the others are read on
+            metrics.REDIS_ERRORS.labels("read").inc()
+            log.warning("redis read failed", stream=key, error=str(error))
         metrics.ENTRIES_READ.labels("new").inc(len(deliveries))
         return deliveries
 
