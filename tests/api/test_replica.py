@@ -82,7 +82,7 @@ def test_the_api_answers_from_the_replica_and_never_queries_the_primary(
         replica_lines = _api_lines(replica.log_path)
     finally:
         replica.remove()
-    assert any("statement: SELECT" in line for line in replica_lines), f"the replica logged the API's queries: {replica_lines[:5]}"
+    assert any("statement: " in line or "execute " in line for line in replica_lines), f"the replica logged the API's queries: {replica_lines[:5]}"
     primary_log = primary.log_path.read_text(errors="replace")
-    assert "statement: INSERT INTO spans" in primary_log  # the primary logs every statement it runs
+    assert "INSERT INTO spans" in primary_log  # the primary logs every statement it runs
     assert _api_lines(primary.log_path) == [], "the primary saw queries of the API"
