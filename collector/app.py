@@ -41,13 +41,17 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
     Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
     """
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator(Limits(future_window_s=settings.future_span_window))]
+    # With cost on, the LLM attributes are normalized in the cost stage's pass over them
+    # (validation's rules, one read of the attributes for both stages).
+    validator = Validator(Limits(future_window_s=settings.future_span_window),
+                          scan_llm_attributes=not settings.enable_cost_calculation)
+    processors: list[Processor] = [validator]
     if settings.enable_sampling:
         processors.append(HeadSampler(configure.head_sampling(settings)))
     if settings.enable_pii_detection:
         processors.append(Redactor(configure.redaction(settings)))
     if settings.enable_cost_calculation:
-        processors.append(CostCalculator(load_pricing(settings.pricing_file)))
+        processors.append(CostCalculator(load_pricing(settings.pricing_file), llm_values=validator.llm_values))
     if settings.tail_sampling:
         processors.append(TailSampler(configure.tail_sampling(settings), exporter))
     inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
