@@ -75,9 +75,9 @@ async def check_redis(settings: CliSettings) -> tuple[bool, str]:
     try:
         keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
         stream = SpanStream(redis, keys)
-        unreachable = await stream.unreachable_shards()
-        if unreachable:
-            return False, unreachable
+        problem = await stream.shard_problems()
+        if problem:
+            return False, problem
         info = await redis.info("server")
         backlog = await stream.backlog()
         dead = await redis.xlen(keys.dlq)

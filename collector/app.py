@@ -86,7 +86,7 @@ def redis_check(stream: SpanStream, exporter: StreamExporter | None = None) -> R
     own bytes leave Redis's count with it)."""
     async def check() -> str | None:
         refusing = exporter.refusing() if exporter is not None else None
-        return refusing or await stream.unreachable_shards()
+        return refusing or await stream.shard_problems()
     return check
 
 

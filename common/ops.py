@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+
 import prometheus_client
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-
-from common.redis_client import AnyRedis, out_of_memory
 
 ReadyCheck = Callable[[], Awaitable[str | None]]
 
@@ -65,14 +64,6 @@ def ops_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     return app
-
-
-async def redis_writable(redis: AnyRedis) -> str | None:
-    """None when Redis answers and takes writes; else why not (PING alone does not show a
-    Redis at maxmemory). The span streams check each shard's server instead
-    (SpanStream.unreachable_shards)."""
-    await redis.ping()
-    return out_of_memory(await redis.info("memory"))
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:

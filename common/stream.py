@@ -266,7 +266,7 @@ class SpanStream:
         values = await pipe.execute()
         return sum(max(int(v), 0) for v in values if v is not None)
 
-    async def unreachable_shards(self) -> str | None:
+    async def shard_problems(self) -> str | None:
         """None when the server of every shard answers and takes writes (not at maxmemory; with
         wait_replicas, that many replicas connected), else which shards cannot and why.
 

@@ -382,7 +382,7 @@ class StorageWriter:
         return None
 
     async def check_redis(self) -> str | None:
-        return await self.stream.unreachable_shards()
+        return await self.stream.shard_problems()
 
 
 async def serve(settings: StorageSettings) -> None:

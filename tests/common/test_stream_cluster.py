@@ -56,13 +56,13 @@ async def test_publish_ack_and_backlog_work_across_shards(client: AnyRedis) -> N
     assert await stream.ack(2, [(published[2], 3)]) == 3
     assert await stream.ack(2, [(published[2], 3)]) == 0  # acknowledged once only
     assert await stream.backlog() == sum(range(1, 7)) - 3
-    assert await stream.unreachable_shards() is None
+    assert await stream.shard_problems() is None
 
 
 async def test_with_wait_an_answered_entry_is_already_on_the_replica(shared_cluster: PrivateRedisCluster, client: AnyRedis) -> None:
     stream = SpanStream(client, StreamKeys("wait:", 3), wait_replicas=1, wait_timeout_ms=2000)
     await stream.ensure_group()
-    assert await stream.unreachable_shards() is None
+    assert await stream.shard_problems() is None
     for n in range(3):
         entry_id = await stream.publish(n, StreamEntry(b"replicated", 1, 0))
         replica = shared_cluster.replica_of(shared_cluster.master_of_key(stream.keys.stream(n)))
@@ -81,7 +81,7 @@ async def test_a_dead_master_makes_its_shard_unready_until_its_replica_takes_ove
         stream = SpanStream(redis, StreamKeys("ready:", 3))
         await stream.ensure_group()
         waiting = SpanStream(redis, StreamKeys("ready:", 3), wait_replicas=1, wait_timeout_ms=500)
-        assert await stream.unreachable_shards() is None and await waiting.unreachable_shards() is None
+        assert await stream.shard_problems() is None and await waiting.shard_problems() is None
         victim = cluster.master_of_key(stream.keys.stream(1))
         victim.kill()
         # What /ready runs: the check under its timeout (the client retries while the cluster
@@ -103,7 +103,7 @@ async def test_a_dead_master_makes_its_shard_unready_until_its_replica_takes_ove
 
 
 async def _problem(stream: SpanStream) -> str | None:
-    result = (await run_checks({"redis": stream.unreachable_shards}))["redis"]
+    result = (await run_checks({"redis": stream.shard_problems}))["redis"]
     return None if result == "ok" else result
 
 
