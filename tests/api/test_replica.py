@@ -22,6 +22,8 @@ from tests.conftest import REDIS_URL, create_database
 from tests.infra import PrivatePostgres
 from tests.support import ServiceProcess, free_port, http_get, service_env, wait_for
 
+pytestmark = pytest.mark.e2e
+
 LOG_EVERY_STATEMENT = ("log_statement=all", "log_line_prefix='%m [%p] %u@%d app=%a '")
 LATE = Span("e" * 32, "e1" * 8, "committed while replay was paused", ns("2025-06-01T10:30:00Z"), 5 * MS, "late")
 
