@@ -145,8 +145,10 @@ def out_of_memory(memory_info: dict[str, Any]) -> str | None:
     used = int(memory_info.get("used_memory") or 0)
     policy = memory_info.get("maxmemory_policy")
     policy = policy.decode() if isinstance(policy, bytes) else policy
-    if limit and used >= limit and policy == "noeviction":
-        return f"redis refuses writes: out of memory (used_memory {used} >= maxmemory {limit}, policy noeviction)"
+    # A refused command's own bytes (its query buffer) leave used_memory with it, so "full"
+    # is within a margin of the limit: 2 %, at least 1 MiB.
+    if limit and policy == "noeviction" and used >= limit - max(limit // 50, 1 << 20):
+        return f"redis refuses writes: out of memory (used_memory {used} of maxmemory {limit}, policy noeviction)"
     return None
 
 
