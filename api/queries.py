@@ -137,7 +137,9 @@ Rows = list[dict[str, Any]]
 
 
 async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Rows]:
-    """A trace's spans, events and links, sent as one pipeline: one network round trip."""
+    """Every span, event and link of a trace in one pipeline: unbounded (a 300,000-span trace
+    took 1.7 GB and 50 s), so no route uses it; answers page with trace_summary and
+    trace_spans. Kept as the baseline bench/api/trace_lookup.py compares against."""
     spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
     async with conn.pipeline():
         await spans.execute(
