@@ -332,9 +332,13 @@ async def test_a_trace_over_the_limit_is_answered_bounded_and_says_so(make_clien
     assert all(s.trace_id == LONG_TRACE for s in spans)
 
 
-async def test_a_cut_trace_in_json_says_partial_and_a_whole_one_does_not(make_client: ClientFactory, long_trace: Database) -> None:
+async def test_a_cut_trace_in_json_says_partial_and_a_whole_one_does_not(
+    make_client: ClientFactory, long_trace: Database, capsys: pytest.CaptureFixture[str],
+) -> None:
     client = await make_client(long_trace, tempo_trace_max_spans=LONG_LIMIT)
     v2 = await client.get(f"/api/v2/traces/{LONG_TRACE.hex()}", headers=AUTH)
+    logged = "".join(capsys.readouterr())
+    assert "tempo trace answer truncated" in logged and LONG_TRACE.hex() in logged and f"spans={LONG_LIMIT} of {LONG_SPANS}" in logged
     document = await v2.json()
     assert document["status"] == "PARTIAL" and f"spans={LONG_LIMIT} of {LONG_SPANS}" in document["message"]
     assert len([s for rs in document["trace"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]) == LONG_LIMIT
