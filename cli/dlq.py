@@ -18,12 +18,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from redis.asyncio import Redis
 
 from cli.args import positive_int
 from cli.errors import Failure, UsageError
-from cli.redisconn import client
 from cli.settings import CliSettings
+from common.redis_client import AnyRedis, connect
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.decode import UndecodableEntry, decode
 
@@ -77,7 +76,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
-    redis = client(settings)
+    redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + settings.redis_wait_timeout_ms / 1000)
     keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
     try:
         if args.action == "list":
@@ -85,7 +84,8 @@ async def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
         if args.action == "show":
             return await dlq_show(redis, keys, args.entry_id)
         if args.action == "replay":
-            return await dlq_replay(redis, keys, None if args.all else args.entry_ids)
+            stream = SpanStream(redis, keys, settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+            return await dlq_replay(redis, keys, None if args.all else args.entry_ids, stream)
         return await dlq_purge(redis, keys, args.entry_ids, args.confirm)
     finally:
         await redis.aclose()
@@ -101,7 +101,7 @@ def _field(fields: dict[bytes, bytes], name: str, default: str = "?") -> str:
     return value.decode(errors="replace") if value is not None else default
 
 
-async def dlq_list(redis: Redis, keys: StreamKeys, limit: int) -> int:
+async def dlq_list(redis: AnyRedis, keys: StreamKeys, limit: int) -> int:
     total = await redis.xlen(keys.dlq)
     entries = await redis.xrange(keys.dlq, count=limit)
     if not entries:
@@ -118,7 +118,7 @@ async def dlq_list(redis: Redis, keys: StreamKeys, limit: int) -> int:
     return 0
 
 
-async def dlq_show(redis: Redis, keys: StreamKeys, entry_id: str) -> int:
+async def dlq_show(redis: AnyRedis, keys: StreamKeys, entry_id: str) -> int:
     entries = await redis.xrange(keys.dlq, min=entry_id, max=entry_id)
     if not entries:
         raise Failure(f"no dead letter {entry_id} on {keys.dlq}; `observatory dlq list` shows the ids there")
@@ -175,7 +175,7 @@ def _shard(keys: StreamKeys, fields: dict[bytes, bytes], entry: StreamEntry) -> 
     return 0
 
 
-async def _selected(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> AsyncIterator[tuple[bytes, dict]]:
+async def _selected(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | None) -> AsyncIterator[tuple[bytes, dict]]:
     """The named dead letters, or all of them a page at a time (a large DLQ never sits in memory)."""
     if entry_ids is not None:
         for entry_id in entry_ids:
@@ -189,8 +189,8 @@ async def _selected(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None)
         start = "(" + page[-1][0].decode()
 
 
-async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> int:
-    stream = SpanStream(redis, keys)
+async def dlq_replay(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | None, stream: SpanStream | None = None) -> int:
+    stream = stream or SpanStream(redis, keys)
     if entry_ids is not None:
         for entry_id in entry_ids:  # all named ones exist, or nothing moves
             if not await redis.xrange(keys.dlq, min=entry_id, max=entry_id):
@@ -217,7 +217,7 @@ async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None
     return 0
 
 
-async def dlq_purge(redis: Redis, keys: StreamKeys, entry_ids: list[str], confirm: bool) -> int:
+async def dlq_purge(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str], confirm: bool) -> int:
     count = len(entry_ids) if entry_ids else await redis.xlen(keys.dlq)
     if not confirm:
         raise UsageError(f"this would delete {count} dead letter(s) from {keys.dlq} for good; "

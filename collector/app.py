@@ -13,8 +13,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from collector.exporter import StreamExporter
 from collector.inflight import InflightBudget
 from collector.pipeline import Pipeline, Processor
@@ -29,7 +27,8 @@ from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ReadyCheck, ops_app, redis_writable, start_site
+from common.ops import ReadyCheck, ops_app, start_site
+from common.redis_client import AnyRedis, connect, describe
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -68,19 +67,27 @@ async def close_pipeline(pipeline: Pipeline) -> None:
             await aclose()
 
 
-def make_redis(settings: CollectorSettings) -> Redis:
-    return Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
+def make_redis(settings: CollectorSettings) -> AnyRedis:
+    # WAIT holds the connection up to REDIS_WAIT_TIMEOUT_MS: the read timeout must outlast it.
+    read_timeout = settings.redis_timeout + settings.redis_wait_timeout_ms / 1000 if settings.redis_wait_replicas else None
+    return connect(settings.redis_url, settings.redis_timeout, read_timeout=read_timeout, health_check_interval=30)
+
+
+def make_stream(settings: CollectorSettings, redis: AnyRedis) -> SpanStream:
+    return SpanStream(
+        redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards),
+        wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 
-def redis_check(redis: Redis, exporter: StreamExporter | None = None) -> ReadyCheck:
-    """Redis answers and takes writes: not at maxmemory, and the last publish was not
-    refused for lack of memory (a refused request's own bytes leave Redis's count with it)."""
+def redis_check(stream: SpanStream, exporter: StreamExporter | None = None) -> ReadyCheck:
+    """Ready while every shard can take entries: its server answers and is not out of memory
+    (a shard whose master is down refuses every export with spans for it until its replica is
+    promoted), and the last publish was not refused for lack of memory (a refused request's
+    own bytes leave Redis's count with it)."""
     async def check() -> str | None:
         refusing = exporter.refusing() if exporter is not None else None
-        return refusing or await redis_writable(redis)
+        return refusing or await stream.shard_problems()
     return check
 
 
@@ -98,7 +105,8 @@ class WorkerRole:
 
 async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -> None:
     redis = make_redis(settings)
-    pipeline = build_pipeline(settings, SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards)))
+    stream = make_stream(settings, redis)
+    pipeline = build_pipeline(settings, stream)
     reuse_port = worker is not None
     grpc_server, health = grpc_receiver.make_server(
         pipeline, settings.collector_host, settings.collector_otlp_grpc_port,
@@ -112,11 +120,12 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(stream, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(
         "collector listening", grpc=settings.collector_otlp_grpc_port, http=settings.collector_otlp_http_port,
+        redis=describe(settings.redis_url), shards=settings.stream_shards, wait_replicas=settings.redis_wait_replicas,
         metrics=settings.collector_metrics_port if ops else None, worker_pid=os.getpid() if worker else None,
     )
 

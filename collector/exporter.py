@@ -8,6 +8,7 @@ instead of growing Redis, and before the pipeline spends CPU on it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -79,11 +80,21 @@ class StreamExporter:
             # Checked again (from the 50 ms cache) for callers that publish without
             # admit(), such as tail sampling releasing spans it held.
             await self._check_backlog()
-            for shard, request in self._by_shard(batch.request).items():
-                spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-                entry = StreamEntry(body=request.SerializeToString(), spans=spans, received_ns=batch.received_ns)
-                await self.stream.publish(shard, entry)
-                self._backlog += spans  # counted per entry: a failure part-way leaves the rest out
+            entries = {
+                shard: StreamEntry(body=request.SerializeToString(), received_ns=batch.received_ns,
+                                   spans=sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans))
+                for shard, request in self._by_shard(batch.request).items()
+            }
+            # The shards' entries go out at once: on a cluster they are on different masters,
+            # and with REDIS_WAIT_REPLICAS each waits for its own replica.
+            outcomes = await asyncio.gather(*(self.stream.publish(shard, entry) for shard, entry in entries.items()),
+                                            return_exceptions=True)
+            for entry, outcome in zip(entries.values(), outcomes):
+                if not isinstance(outcome, BaseException):
+                    self._backlog += entry.spans  # counted per entry: a failure part-way leaves the rest out
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             self._oom = None
         except RedisError as exc:
             if "maxmemory" in str(exc) or "OOM" in str(exc):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.settings import LogSettings, RedisSettings, ServiceSettings, SettingsError, env
+from common.settings import LogSettings, PublishSettings, RedisSettings, ServiceSettings, SettingsError, env
 
 
 @dataclass(frozen=True)
-class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
+class CollectorSettings(LogSettings, RedisSettings, PublishSettings, ServiceSettings):
     collector_host: str = env("COLLECTOR_HOST", "0.0.0.0", "Address the OTLP receivers listen on")
     collector_otlp_grpc_port: int = env("COLLECTOR_OTLP_GRPC_PORT", 4317, "OTLP/gRPC port (TraceService/Export)", minimum=1)
     collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces)", minimum=1)
