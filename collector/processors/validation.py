@@ -10,8 +10,9 @@ hold"):
   exact nanoseconds) or start / end more than FUTURE_SPAN_WINDOW ahead of the collector's
   clock: the span is rejected (a span dated days ahead would land in the default partition
   and keep that day's partition from ever being made).
-- token counts (`gen_ai.usage.*`, `llm.token_count.*`) above MAX_TOKENS: clamped to it, so
-  that no sum of them (total tokens, rollups) can overflow a bigint.
+- token counts (`gen_ai.usage.*`, `llm.token_count.*`, and `observatory.usage.input_tokens`
+  when a client sends it) above MAX_TOKENS: clamped to it, so that no sum of them (total
+  tokens, rollups) can overflow a bigint.
 - NUL characters in the texts stored as columns (span, event and scope names, trace state,
   status message, service.name and the LLM provider / model / operation): replaced with
   U+FFFD (PostgreSQL text cannot hold NUL; JSONB attributes are handled by the writer).
