@@ -257,7 +257,9 @@ class StorageWriter:
                 return
             except DATA_ERRORS as exc:
                 metrics.DB_ERRORS.labels("data").inc()
-                raise DataRejected(str(exc).strip()) from exc
+                # The class and SQLSTATE only: the server's message and its DETAIL / CONTEXT
+                # quote row values, and dead letters and logs must not echo span content.
+                raise DataRejected(f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})") from exc
             except (psycopg.Error, OSError) as exc:
                 self.db_error = str(exc).strip() or type(exc).__name__
                 metrics.DB_ERRORS.labels("unavailable").inc()

@@ -141,12 +141,13 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
                 span_id = span.span_id
                 if len(trace_id) != 16 or len(span_id) != 8:
                     raise UndecodableEntry(
-                        f"span {span.name!r} has a {len(trace_id)}-byte trace id and a {len(span_id)}-byte span id"
+                        f"a span has a {len(trace_id)}-byte trace id and a {len(span_id)}-byte span id"
                     )
                 start = span.start_time_unix_nano
                 end = max(span.end_time_unix_nano, start)
                 if end > MAX_UNIX_NANO:
-                    raise UndecodableEntry(f"span {span.name!r} has a time past year 2262 ({end} ns), beyond a bigint")
+                    # Ids, never names: dead letters and logs must not echo span content.
+                    raise UndecodableEntry(f"span {span_id.hex()} of trace {trace_id.hex()} has a time past year 2262, beyond a bigint")
                 if min_ns is None or start < min_ns:
                     min_ns = start
                 if max_ns is None or start > max_ns:
@@ -178,7 +179,7 @@ def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, sta
                 events: Iterable[Span.Event]) -> None:
     for index, event in enumerate(events):
         if event.time_unix_nano > MAX_UNIX_NANO:
-            raise UndecodableEntry(f"event {event.name!r} has a time past year 2262, beyond a bigint")
+            raise UndecodableEntry(f"event {index} of span {span_id.hex()} has a time past year 2262, beyond a bigint")
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
             _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,
