@@ -59,16 +59,26 @@ def luhn_ok(digits: str | bytes) -> bool:
 
 
 def _card_prefix_ok(digits: bytes) -> bool:
-    # Issuer ranges of the card networks (Visa 4, Mastercard 51-55 and 2221-2720, Amex 34/37,
-    # Discover/UnionPay/Maestro 6, Diners/JCB 30/36/38/39/35): a 19-digit nanosecond timestamp
-    # (17…) or a millisecond one (1…) passes Luhn one time in ten but never starts like a card.
-    first = digits[0]
-    if first in b"456":
-        return True
+    # Issuer ranges and lengths of the card networks: Visa 4 (13, 16, 19 digits), Mastercard
+    # 51-55 and 2221-2720 (16), Amex 34/37 (15), Diners 30/36/38/39 (14-19), JCB 35 (16-19),
+    # Discover/UnionPay/Maestro 6 and other 5 (16-19). A 19-digit nanosecond timestamp (17…) or
+    # a millisecond one (1…) passes Luhn one time in ten but never starts like a card.
+    first, length = digits[0], len(digits)
+    if first == 52:  # "4"
+        return length in (13, 16, 19)
+    if first == 53:  # "5"
+        return length == 16 if digits[1] in b"12345" else 16 <= length <= 19
+    if first == 54:  # "6"
+        return 16 <= length <= 19
     if first == 51:  # "3"
-        return digits[1] in b"045678"
+        second = digits[1]
+        if second in b"47":
+            return length == 15
+        if second in b"0689":
+            return 14 <= length <= 19
+        return second == 53 and 16 <= length <= 19
     if first == 50:  # "2"
-        return 2221 <= int(digits[:4]) <= 2720
+        return length == 16 and 2221 <= int(digits[:4]) <= 2720
     return False
 
 

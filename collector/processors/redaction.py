@@ -98,7 +98,12 @@ LLM_CONTENT_KEYS = frozenset({
 })
 LLM_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.", "llm.prompts.")
 
-IGNORE, DROP, BLOCK, SCAN, NUMBERS, ENDPOINT = range(6)
+# Keys that name an id (order.id, message_id, userId): a value that is nothing but 13-19
+# digits there is an order or snowflake id, not a card number (1 in 30 random 16-digit ids
+# passes Luhn with a card prefix). Cards written in groups, or inside text, still count.
+ID_KEY = re.compile(r"(^|[._-])ids?$|[a-z0-9]Ids?$")
+
+IGNORE, DROP, BLOCK, SCAN, NUMBERS, ENDPOINT, IDS = range(7)
 KEY_CACHE_LIMIT = 10_000  # keys are client-chosen: cap the cache so it cannot grow without end
 # Work units: a value visited costs 1, a candidate match CANDIDATE_COST (a regex call and a
 # check, about eight times a value's cost). 500,000 units are about half a second of CPU.
@@ -444,6 +449,8 @@ class Redactor:
             action = ENDPOINT
         elif any(p.search(normal) for p in self.blocked):
             action = BLOCK
+        elif ID_KEY.search(normal):
+            action = IDS
         else:
             action = SCAN
         rewritten, rules, remove = None, (), False
@@ -476,17 +483,19 @@ class Redactor:
         """Redact one AnyValue in place; raises _Remove when the attribute holding it must go."""
         text = value.string_value
         if text:
+            if action == IDS and text.isdigit():
+                return
             redacted = self.redact_text(text, key, scan, action)
             if redacted is not None:
                 value.string_value = redacted
             return
         kind = value.WhichOneof("value")
         if kind == "int_value":
-            if action != NUMBERS and self.scan_cards and abs(value.int_value) >= 10**12 and detectors.unseparated_card_ok(str(abs(value.int_value))):
+            if action < NUMBERS and self.scan_cards and abs(value.int_value) >= 10**12 and detectors.unseparated_card_ok(str(abs(value.int_value))):
                 self._number_is_card(value, str(abs(value.int_value)), key, scan)
         elif kind == "double_value":
             number = value.double_value
-            if action != NUMBERS and self.scan_cards and 1e12 <= abs(number) < 1e19 and number == int(number):
+            if action < NUMBERS and self.scan_cards and 1e12 <= abs(number) < 1e19 and number == int(number):
                 digits = str(abs(int(number)))
                 if detectors.unseparated_card_ok(digits):
                     self._number_is_card(value, digits, key, scan)

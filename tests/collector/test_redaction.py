@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from collector.processors.redaction import SCAN, RedactionConfig, Redactor
 from common.otlp import attributes
 from tests.collector import pii
-from tests.collector.ordinary_corpus import false_positives
+from tests.collector.ordinary_corpus import all_false_positives
 from tests.collector.spans import batch, kvs, request, span_attributes, spans_of, value
 
 REDACTOR = Redactor(RedactionConfig(keep_private_ips=False))  # every address counts here; the default is tested below
@@ -232,24 +232,40 @@ def test_value_helper_builds_nested_values() -> None:
 
 
 def test_false_positive_rate_on_a_realistic_corpus_of_ordinary_text() -> None:
-    # The figure recorded in docs/COLLECTOR_PROCESSING.md comes from the same corpus at 5000 a
-    # category (`python -m tests.collector.ordinary_corpus`). The only category with false
-    # positives is bare 16-digit ids that pass Luhn with a card prefix: indistinguishable from
-    # a card number without context.
-    results = false_positives(REDACTOR, per_category=1000)
+    # The figures in docs/COLLECTOR_PROCESSING.md come from the same corpus at 5000 a category
+    # (`python -m tests.collector.ordinary_corpus`), with the recorded GenAI spans of
+    # tests/collector/fixtures and known semantic-convention keys with their usual values.
+    results = all_false_positives(Redactor(RedactionConfig()), per_category=1000)
+    assert any(c.startswith("recorded GenAI spans") for c in results)
     for category, (changed, total, examples) in results.items():
-        if category.startswith("numeric ids"):
-            assert changed / total < 0.02, examples
-        else:
-            assert changed == 0, (category, examples)
-    assert sum(c for c, _, _ in results.values()) / sum(t for _, t, _ in results.values()) < 0.002
+        assert changed == 0, (category, examples)
+    assert sum(c for c, _, _ in results.values()) / sum(t for _, t, _ in results.values()) <= 0.0005
+
+
+def test_bare_card_shaped_ids_under_a_key_that_does_not_say_id_are_the_known_false_positives() -> None:
+    # Without an id key, a bare 16-digit number with a card prefix that passes Luhn is a card
+    # number by every check: about 1 in 30 random 16-digit ids.
+    redactor = Redactor(RedactionConfig())
+    rng = __import__("random").Random(5)
+    ids = [str(rng.randint(10**15, 10**16 - 1)) for _ in range(3000)]
+    changed = 0
+    for sample in ids:
+        scan = redactor.new_scan()
+        redactor.redact_value(value(sample), "value", scan)
+        changed += bool(scan.tally.rules)
+    assert 0 < changed / len(ids) < 0.05
+    scan = redactor.new_scan()
+    for key in ("order.id", "message_id", "customerId"):
+        v = value(ids[0])
+        redactor.redact_value(v, key, scan, redactor._key_plan(key, scan).action)
+        assert v.string_value == ids[0]
 
 
 @pytest.mark.parametrize(
     "attrs",
     [
         {"outer": {"password": "hunter2"}},  # a key rule deep inside a kvlist
-        {"ids": [1, 2, 4111111111111111]},  # a card-sized number inside an array
+        {"numbers": [1, 2, 4111111111111111]},  # a card-sized number inside an array
         {"n": 4111111111111111.0},  # and as a double
         {"a": "fine", "b": "also fine", "c": "but a@example.com"},  # one value among many
         {"session_token": "abc"},  # a blocked key ending in token
@@ -278,3 +294,93 @@ def test_the_survey_skips_nearly_every_clean_llm_span() -> None:
     walked = set(survey.spans[(0, 0)])
     assert set(range(0, 1000, 10)) <= walked  # every span with PII
     assert len(walked) - 100 < 30  # and few others: span ids and hex ids that look like triggers
+
+
+def _one(attrs: dict, **config: object) -> dict:
+    req = request({"attributes": attrs})
+    Redactor(RedactionConfig(**config)).process(batch(req))  # type: ignore[arg-type]
+    return span_attributes(req)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("jane.roe%40example.org", "EMAIL"), ("jörg@müller.de", "EMAIL"), ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ", "EMAIL"),
+        ("4111.1111.1111.1111", "CARD"), ("４１１１ １１１１ １１１１ １１１１", "CARD"), ("3782 822463 10005", "CARD"),
+        ("call me at 4155550187", "PHONE"), ("phone: 415 555 0187", "PHONE"), ("Tel.: +49 30 901820", "PHONE"),
+        ("DE89 3704 0044 0532 0130 00", "IBAN"), ("GB82WEST12345698765432", "IBAN"),
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "CREDENTIALS"), ("postgres://app:s3cret@db.internal:5432/x", "CREDENTIALS"),
+    ],
+)
+def test_the_forms_issue_14_found_missed_are_redacted(text: str, kind: str) -> None:
+    redacted = _one({"note": f"see {text} thanks"})["note"]
+    assert f"[REDACTED:{kind}]" in redacted
+    digits = "".join(c for c in __import__("unicodedata").normalize("NFKC", text) if c.isdigit())
+    assert len(digits) < 8 or digits not in "".join(c for c in redacted if c.isdigit())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "IBAN DE89 3704 0044 0532 0130 01",  # fails mod 97
+        "the basic plan costs 10 dollars", "Basic authentication is disabled",  # "Basic" before words
+        "order 4155550187 shipped", "build 2024.1001.1234.5678", "version 1.2.3.4.5.6.7.8.9.10.11.12.13",
+        "call 2024-05-06 10:30 with the team", "ratio 12:30:45 at a:b:c:d", "std::vector<int>::size",
+        "https://docs.example.com/a@b", "mailto without at", "phone model iPhone 15 Pro 256",
+    ],
+)
+def test_lookalikes_of_the_new_forms_are_left_alone(text: str) -> None:
+    assert _one({"note": text})["note"] == text
+
+
+def test_keys_at_every_depth_are_scanned_and_rewritten_when_they_hold_pii() -> None:
+    attrs = _one({"jane@example.com": "x", "outer": {"+44 20 7946 0958": 1, "ok": "fine"}})
+    assert "jane@example.com" not in str(attrs) and "7946" not in str(attrs)
+    assert attrs["[REDACTED:EMAIL]"] == "x" and attrs["outer"]["ok"] == "fine"
+    assert "attribute.key" in attrs["redaction.masked.keys"]
+
+
+def test_every_text_field_of_a_request_is_redacted() -> None:
+    planted = "jane@example.com"
+    req = request({"name": f"GET /users/{planted}", "trace_state": f"vendor={planted}", "status": (2, f"no {planted}")},
+                  resource={"service.name": f"svc-{planted}", "service.instance.id": planted, "gen_ai.system": planted})
+    rs = req.resource_spans[0]
+    rs.scope_spans[0].scope.name = f"scope {planted}"
+    rs.scope_spans[0].scope.version = planted
+    rs.scope_spans[0].scope.attributes.extend(kvs({"k": planted}))
+    span = spans_of(req)[0]
+    span.events.add(name=f"event {planted}").attributes.extend(kvs({"gen_ai.prompt": planted}))
+    span.links.add(trace_id=b"\x02" * 16, span_id=b"\x03" * 8, trace_state=f"x={planted}").attributes.extend(kvs({"b": planted.encode()}))
+    span.attributes.extend(kvs({"gen_ai.request.model": planted, "service.name": planted}))
+    before = req.SerializeToString()
+    assert before.count(planted.encode()) >= 14
+    Redactor(RedactionConfig()).process(batch(req))
+    assert planted.encode() not in req.SerializeToString()
+    assert span.name == "GET /users/[REDACTED:EMAIL]" and rs.resource.attributes[0].value.string_value == "[REDACTED:EMAIL]"
+
+
+def test_listed_keys_are_kept_verbatim() -> None:
+    req = request({"attributes": {"k": "a@example.com"}}, service="team-a@example.com")
+    Redactor(RedactionConfig(ignored_keys=("service.name",))).process(batch(req))
+    assert attributes(req.resource_spans[0].resource.attributes)["service.name"] == "team-a@example.com"
+    assert span_attributes(req)["k"] == "[REDACTED:EMAIL]"
+
+
+def test_semantic_convention_numbers_and_endpoints_are_not_redacted() -> None:
+    attrs = {
+        "gen_ai.server.time_to_first_token": 0.183, "gen_ai.server.time_per_output_token": 0.021,
+        "gen_ai.openai.request.seed": 4111111111111111, "server.address": "52.152.96.252", "server.port": 443,
+        "url.full": "http://81.2.69.160:8000/v1/chat/completions", "gen_ai.openai.api_base": "http://127.0.0.1:11434/v1",
+    }
+    assert _one(dict(attrs)) == attrs
+    # ...but a credential in an endpoint still goes, and a client's address is personal data.
+    out = _one({"url.full": "https://bob:pw123@api.example.com/v1", "client.address": "81.2.69.160"})
+    assert out["url.full"] == "https://[REDACTED:CREDENTIALS]@api.example.com/v1" and out["client.address"] == "[REDACTED:IPV4]"
+
+
+def test_private_addresses_follow_the_setting() -> None:
+    attrs = {"a": "from 127.0.0.1", "b": "10.1.2.3", "c": "fe80::1c2d:3eff:fe4f:5a6b", "d": "81.2.69.160", "e": "::ffff:192.168.0.3"}
+    kept = _one(dict(attrs))
+    assert {k: kept[k] for k in attrs} == {**attrs, "d": "[REDACTED:IPV4]"}
+    redacted = _one(dict(attrs), keep_private_ips=False)
+    assert all("[REDACTED:IPV" in redacted[k] for k in attrs)
