@@ -98,12 +98,7 @@ LLM_CONTENT_KEYS = frozenset({
 })
 LLM_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.", "llm.prompts.")
 
-# Keys that name an id (order.id, message_id, userId): a value that is nothing but 13-19
-# digits there is an order or snowflake id, not a card number (1 in 30 random 16-digit ids
-# passes Luhn with a card prefix). Cards written in groups, or inside text, still count.
-ID_KEY = re.compile(r"(^|[._-])ids?$|[a-z0-9]Ids?$")
-
-IGNORE, DROP, BLOCK, SCAN, NUMBERS, ENDPOINT, IDS = range(7)
+IGNORE, DROP, BLOCK, SCAN, NUMBERS, ENDPOINT = range(6)
 KEY_CACHE_LIMIT = 10_000  # keys are client-chosen: cap the cache so it cannot grow without end
 # Work units: a value visited costs 1, a candidate match CANDIDATE_COST (a regex call and a
 # check, about eight times a value's cost). 500,000 units are about half a second of CPU.
@@ -449,8 +444,6 @@ class Redactor:
             action = ENDPOINT
         elif any(p.search(normal) for p in self.blocked):
             action = BLOCK
-        elif ID_KEY.search(normal):
-            action = IDS
         else:
             action = SCAN
         rewritten, rules, remove = None, (), False
@@ -483,8 +476,6 @@ class Redactor:
         """Redact one AnyValue in place; raises _Remove when the attribute holding it must go."""
         text = value.string_value
         if text:
-            if action == IDS and text.isdigit():
-                return
             redacted = self.redact_text(text, key, scan, action)
             if redacted is not None:
                 value.string_value = redacted
@@ -500,8 +491,14 @@ class Redactor:
                 if detectors.unseparated_card_ok(digits):
                     self._number_is_card(value, digits, key, scan)
         elif kind == "bytes_value":
-            # Bytes are scanned as they are (RE2 skips what is not UTF-8) and stay bytes.
-            redacted_bytes = self._scan_bytes(value.bytes_value, key, scan, action)
+            # Bytes that are UTF-8 text are redacted as text (NFKC included); others as they are
+            # (RE2 skips what is not UTF-8). The value stays bytes.
+            raw = value.bytes_value
+            try:
+                redacted_text = self.redact_text(raw.decode(), key, scan, action)
+                redacted_bytes = None if redacted_text is None else redacted_text.encode()
+            except UnicodeDecodeError:
+                redacted_bytes = self._scan_bytes(raw, key, scan, action)
             if redacted_bytes is not None:
                 value.bytes_value = redacted_bytes
         elif kind == "array_value":
