@@ -364,20 +364,21 @@ def builtin(keep_private_ips: bool = True) -> tuple[Detector, ...]:
             "credentials",
             r"\b[Bb]asic {1,4}[A-Za-z0-9+/]{8}[A-Za-z0-9+/]*={0,2}|\b[A-Za-z][A-Za-z0-9+.-]{0,15}://[^\s/?#@:]{1,128}:[^\s/?#@]{1,256}@",
             _credentials_check,
-            trigger=rb"[Bb]asic +[A-Za-z0-9+/]{8}|://[^/?#@]{1,128}@",
+            trigger=rb"[Bb]asic +[A-Za-z0-9+/]{8}|://[^/?#@]+@",
         ),
         Detector(
             "email",
             rf"[{_LETTER}._%+-]{{1,64}}(?:@|%40)[{_LETTER}-]{{1,63}}(?:\.[{_LETTER}-]{{1,63}}){{0,6}}\.[A-Za-z\x{{80}}-\x{{10FFFF}}]{{2,24}}",
             # An @ and a dot in the domain after it: a bare @ is in one span id in ten.
-            trigger=rb"(?:@|%40)[A-Za-z0-9\x80-\xff-]{1,63}\.",
+            trigger=rb"(?:@|%40)[A-Za-z0-9\x80-\xff-]+\.",
         ),
-        Detector("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_check),
+        Detector("iban", r"\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_check,
+                 trigger=rb"[A-Z][A-Z][0-9][0-9] ?[A-Z0-9][A-Z0-9][A-Z0-9][A-Z0-9] ?[A-Z0-9]"),
         Detector("card", rf"\b(?:[0-9]{{13,19}}|{_GROUPED_CARD})\b", card_span,
                  # A bare run must touch a byte that is not a hex digit on one side: a card
                  # number has a word boundary on both, a run inside a hex id has neither.
                  trigger=rb"(?:^|[^0-9A-Fa-f])[0-9]{13}|[0-9]{13}(?:[^0-9A-Fa-f]|$)|[0-9]{3}[ .-][0-9]{3,6}[ .-][0-9]{1}"),
-        Detector("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", _ssn_check),
+        Detector("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", _ssn_check, trigger=rb"[0-9]-[0-9][0-9]-[0-9]"),
         Detector(
             "phone",
             r"\+[0-9]{1,3}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{1,4}){1,4}\b"
@@ -385,7 +386,7 @@ def builtin(keep_private_ips: bool = True) -> tuple[Detector, ...]:
             _phone_check,
         ),
         Detector("ipv6", _IPV6, ipv6_check(keep_private_ips)),
-        Detector("ipv4", rf"\b{_V4}\b", ipv4_check(keep_private_ips)),
+        Detector("ipv4", rf"\b{_V4}\b", ipv4_check(keep_private_ips), trigger=rb"[0-9]\.[0-9]+\.[0-9]+\.[0-9]"),
     )
 
 

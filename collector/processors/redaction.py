@@ -99,6 +99,7 @@ LLM_CONTENT_KEYS = frozenset({
 LLM_CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.", "llm.prompts.")
 
 IGNORE, DROP, BLOCK, SCAN, NUMBERS, ENDPOINT = range(6)
+_NUMBER_KINDS = ("int_value", "double_value")
 KEY_CACHE_LIMIT = 10_000  # keys are client-chosen: cap the cache so it cannot grow without end
 # Work units: a value visited costs 1, a candidate match CANDIDATE_COST (a regex call and a
 # check, about eight times a value's cost). 500,000 units are about half a second of CPU.
@@ -187,6 +188,7 @@ class _KeyPlan:
     key: str | None  # the key as it is stored when it held PII, else None
     rules: tuple[str, ...]  # rules that rewrote the key
     remove: bool  # a rule that rewrote the key has the remove strategy
+    clean: bool = False  # the key is kept and its value is scanned: the fast path applies
 
 
 @dataclass
@@ -235,28 +237,30 @@ class Redactor:
         self.ignored = frozenset(k for k in config.ignored_keys if not k.endswith("*"))
         self.ignored_prefixes = tuple(k[:-1] for k in config.ignored_keys if k.endswith("*"))
         self._trigger = self._make_trigger(chosen)
+        # The same over one text: a value it finds nothing in has no candidate (a cheaper
+        # question than the combined pattern's, which most values of a walked span answer no).
+        self._text_trigger = self._make_trigger(chosen, keys=False)
         self._key_plans: dict[str, _KeyPlan] = {}
 
-    def _make_trigger(self, chosen: list[detectors.Detector]) -> Any:
-        """The byte trigger over a request's encoding, or None when it cannot be exact.
+    def _make_trigger(self, chosen: list[detectors.Detector], keys: bool = True) -> Any:
+        """The byte trigger over a request's encoding (or, without `keys`, over one text), or
+        None when it cannot be exact.
 
         Custom detectors and custom blocked keys are regexes over decoded text whose word
         boundaries and anchors have no faithful byte form: with either, every span is
         walked (documented in docs/COLLECTOR_PROCESSING.md).
         """
-        if self.config.custom_patterns or self.config.blocked_keys != DEFAULT_BLOCKED_KEYS:
+        if self.config.custom_patterns or (keys and self.config.blocked_keys != DEFAULT_BLOCKED_KEYS):
             return None
-        parts = [detectors.trigger_of(d) for d in chosen] + [BLOCKED_KEY_TRIGGER, detectors.COMPAT_TRIGGER]
+        parts = [detectors.trigger_of(d) for d in chosen] + [detectors.COMPAT_TRIGGER]
+        if not keys:
+            return _latin1(parts)
+        parts.append(BLOCKED_KEY_TRIGGER)
         if self.scan_cards:
             parts.append(NUMBER_TRIGGER)
         if self.config.drop_llm_content:
             parts += [re.escape(k).encode() for k in sorted(LLM_CONTENT_KEYS)]
-        options = _re2.RE2.Options()
-        options.encoding = _re2.RE2.Options.Encoding.LATIN1
-        options.dot_nl = True
-        options.max_mem = RE2_MAX_MEM
-        options.never_capture = True
-        return _re2.RE2(b"|".join(f"(?:{p.decode('latin-1')})".encode("latin-1") for p in parts), options)
+        return _latin1(parts)
 
     # -- the stage -------------------------------------------------------------------------
 
@@ -404,12 +408,28 @@ class Redactor:
 
     def redact_attributes(self, attributes: Any, scan: Scan) -> None:
         doomed: list[int] = []
+        plans = self._key_plans
+        trigger = self._text_trigger
+        scan.spend(len(attributes))
         for index, kv in enumerate(attributes):
-            scan.spend(1)
             key = kv.key
-            plan = self._key_plans.get(key)
+            plan = plans.get(key)
             if plan is None:
                 plan = self._key_plan(key, scan)
+            if plan.clean:
+                # The common cases, inline: a plain key and an ASCII string without a
+                # candidate, or a number too short to be a card.
+                value = kv.value
+                text = value.string_value
+                if text:
+                    if text.isascii():
+                        data = text.encode()
+                        if trigger.Match(UNANCHORED, data, 0, len(data))[0][0] < 0:
+                            continue
+                else:
+                    kind = value.WhichOneof("value")
+                    if kind is None or kind == "bool_value" or (kind in _NUMBER_KINDS and -1e12 < getattr(value, kind) < 1e12):
+                        continue
             if plan.action == IGNORE:
                 continue
             for rule in plan.rules:
@@ -456,7 +476,8 @@ class Redactor:
             if scratch.tally.rules:
                 rules = tuple(scratch.tally.rules.elements())
             scan.spend(scratch.limit - scratch.remaining)
-        plan = _KeyPlan(action, rewritten, rules, remove)
+        clean = action in (SCAN, NUMBERS, ENDPOINT) and rewritten is None and not remove and not rules and self._text_trigger is not None
+        plan = _KeyPlan(action, rewritten, rules, remove, clean)
         if len(self._key_plans) < KEY_CACHE_LIMIT:
             self._key_plans[key] = plan
         return plan
@@ -540,6 +561,8 @@ class Redactor:
 
     def _scan_bytes(self, data: bytes, where: str, scan: Scan, action: int) -> bytes | None:
         end = len(data)
+        if self._text_trigger is not None and self._text_trigger.Match(UNANCHORED, data, 0, end)[0][0] < 0:
+            return None
         match = self._regexp.Match
         spans = match(UNANCHORED, data, 0, end)
         if spans[0][0] < 0:
@@ -614,6 +637,16 @@ class Redactor:
             digest = hmac.new(self.config.hash_key, original, hashlib.sha256).hexdigest()[:16]
             return f"[HMAC:{rule.upper()}:{digest}]".encode()
         return self._labels[index] if index >= 0 else f"[REDACTED:{rule.upper()}]".encode()
+
+
+def _latin1(parts: list[bytes]) -> Any:
+    """One RE2 over raw bytes (Latin-1: a byte is a character) matching any of `parts`."""
+    options = _re2.RE2.Options()
+    options.encoding = _re2.RE2.Options.Encoding.LATIN1
+    options.dot_nl = True
+    options.max_mem = RE2_MAX_MEM
+    options.never_capture = True
+    return _re2.RE2(b"|".join(b"(?:" + p + b")" for p in parts), options)
 
 
 def _compile(pattern: str) -> Any:

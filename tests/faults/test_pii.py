@@ -48,8 +48,15 @@ def database_text(dsn: str) -> str:
     assert parts, "found no text columns to search"
     text = "".join(parts)
     # bytea and bytes values come out hex- or base64-encoded: search their decoded form too.
-    decoded = [base64.b64decode(b64, validate=False).decode("utf-8", "replace") for b64 in re.findall(r'"([A-Za-z0-9+/]{16,}={0,2})"', text)]
+    decoded = [_unbase64(b64) for b64 in re.findall(r'"([A-Za-z0-9+/]{16,}={0,2})"', text)]
     return text + "\n".join(decoded)
+
+
+def _unbase64(text: str) -> str:
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4)).decode("utf-8", "replace")
+    except ValueError:  # binascii.Error: a word that only looks like base64
+        return ""
 
 
 def request_text(request: ExportTraceServiceRequest) -> str:
