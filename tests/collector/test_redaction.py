@@ -372,3 +372,12 @@ def test_private_addresses_follow_the_setting() -> None:
     assert {k: kept[k] for k in attrs} == {**attrs, "d": "[REDACTED:IPV4]"}
     redacted = _one(dict(attrs), keep_private_ips=False)
     assert all("[REDACTED:IPV" in redacted[k] for k in attrs)
+
+
+def test_the_survey_finds_its_spans_after_earlier_stages_dropped_some() -> None:
+    req = request({"attributes": {"a": "x"}}, {"attributes": {"b": "mail a@example.com"}}, {"attributes": {"c": "y"}}, {"attributes": {"d": "b@example.com"}})
+    b = batch(req)
+    b.wire = req.SerializeToString()
+    del req.resource_spans[0].scope_spans[0].spans[0]  # as validation or sampling does, after decoding
+    Redactor(RedactionConfig()).process(b)
+    assert [attributes(s.attributes).get(k) for s, k in zip(spans_of(req), "bcd")] == ["mail [REDACTED:EMAIL]", "y", "[REDACTED:EMAIL]"]
