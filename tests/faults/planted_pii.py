@@ -229,7 +229,8 @@ def found(text: str, planted: Planted) -> dict[str, set[str]]:
     digit_runs = {_only_digits(m) for m in _DIGIT_RUN.findall(text)}
     numbers = {re.sub(r"\D", "", v) for kind in NUMERIC_KINDS for v in planted.needles.get(kind, set())}
     numbers = {n for n in numbers if len(n) >= 8}
-    leaked = {n for n in numbers if any(n in run for run in digit_runs if len(run) >= len(n))}
+    lengths = {len(n) for n in numbers}
+    leaked = {run[i:i + n] for run in digit_runs for n in lengths for i in range(len(run) - n + 1)} & numbers
     if leaked:
         hits["digits"] = leaked
     return hits
