@@ -198,7 +198,9 @@ class _Survey:
     everything: bool = False
     resources: set[int] = field(default_factory=set)
     scopes: set[tuple[int, int]] = field(default_factory=set)
-    spans: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (resource, scope) → span indexes in the wire
+    # (resource, scope) → {span index in the wire: the span's fields with a hit, as
+    # (field number, occurrence of that number)}; None: the whole span
+    spans: dict[tuple[int, int], dict[int, set[tuple[int, int]] | None]] = field(default_factory=dict)
     elsewhere: bool = False  # schema URLs or unknown fields
     wire: bytes = b""
     regions: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
@@ -287,9 +289,12 @@ class Redactor:
                     self.redact_scope(scope_spans.scope, scan)
                 if survey.elsewhere:
                     scope_spans.schema_url = self._field_text(scope_spans.schema_url, "schema_url", scan)
-                for span in self._spans_to_walk(survey, ri, si, scope_spans.spans):
+                for span, fields in self._spans_to_walk(survey, ri, si, scope_spans.spans):
                     scan.tally = Tally()
-                    self.redact_span(span, scan)
+                    if fields is None:
+                        self.redact_span(span, scan)
+                    else:
+                        self._redact_span_fields(span, fields, scan)
                     self.summarise(span.attributes, scan.tally)
             self.summarise(resource_spans.resource.attributes, resource_tally)
         return batch
@@ -326,11 +331,12 @@ class Redactor:
                 region_start, region_end, kind, ri, si, span_index = regions[index]
                 if kind == 0:
                     survey.resources.add(ri)
+                    resume = region_end
                 elif kind == 1:
                     survey.scopes.add((ri, si))
+                    resume = region_end
                 else:
-                    survey.spans.setdefault((ri, si), []).append(span_index)
-                resume = region_end
+                    resume = self._locate(wire, region_start, region_end, position, survey.spans.setdefault((ri, si), {}), span_index)
             else:
                 survey.elsewhere = True
                 resume = position + 1
@@ -339,22 +345,47 @@ class Redactor:
             position = self._trigger.Match(UNANCHORED, wire, resume, end)[0][0]
         return survey
 
-    def _spans_to_walk(self, survey: _Survey, ri: int, si: int, spans: Any) -> list[Any]:
+    @staticmethod
+    def _locate(wire: bytes, start: int, end: int, position: int, spans: dict, span_index: int) -> int:
+        """Record which field of the span at wire[start:end] holds the hit at `position`;
+        return where to look for the next hit (the end of that field)."""
+        fields = spans.get(span_index, ())
+        if fields is None:
+            return end
+        try:
+            layout = _fields(wire, start, end)
+        except (IndexError, ValueError):
+            spans[span_index] = None  # walk the whole span
+            return end
+        seen: dict[int, int] = {}
+        for number, value_start, value_end in layout:
+            occurrence = seen.get(number, 0)
+            seen[number] = occurrence + 1
+            # A field's key and length bytes precede value_start: a hit there belongs to it too.
+            if position < value_end:
+                if not fields:
+                    fields = spans[span_index] = set()
+                fields.add((number, occurrence))
+                return value_end
+        spans[span_index] = None  # a hit outside every text field (an unknown one): walk it all
+        return end
+
+    def _spans_to_walk(self, survey: _Survey, ri: int, si: int, spans: Any) -> list[tuple[Any, set[tuple[int, int]] | None]]:
+        """(span, the fields to redact or None for all of them)."""
         if survey.everything:
-            return list(spans)
+            return [(span, None) for span in spans]
         hits = survey.spans.get((ri, si))
         if not hits:
             return []
         if len(spans) == survey.counts[ri][si]:
-            return [spans[i] for i in hits]
+            return [(spans[i], fields) for i, fields in hits.items()]
         # Earlier stages dropped spans (validation, sampling): find the hit ones by their ids.
-        wanted = set()
-        hit = set(hits)
-        for start, end, kind, r, s, index in survey.regions:
-            if kind == 2 and r == ri and s == si and index in hit:
+        wanted = {}
+        for start, end, kind, r, sc, index in survey.regions:
+            if kind == 2 and r == ri and sc == si and index in hits:
                 decoded = Span.FromString(survey.wire[start:end])
-                wanted.add((decoded.trace_id, decoded.span_id))
-        return [span for span in spans if (span.trace_id, span.span_id) in wanted]
+                wanted[(decoded.trace_id, decoded.span_id)] = hits[index]
+        return [(span, wanted[key]) for span in spans if (key := (span.trace_id, span.span_id)) in wanted]
 
     # -- what a span, a resource, a scope hold ---------------------------------------------
 
@@ -370,6 +401,34 @@ class Redactor:
             link.trace_state = self._field_text(link.trace_state, "links.trace_state", scan)
             self.redact_attributes(link.attributes, scan)
         span.status.message = self._field_text(span.status.message, "status.message", scan)
+
+    def _redact_span_fields(self, span: Any, fields: set[tuple[int, int]], scan: Scan) -> None:
+        """Redact only the fields of a span the survey found a hit in (Span field numbers:
+        3 trace_state, 5 name, 9 attributes, 11 events, 13 links, 15 status)."""
+        doomed: list[int] = []
+        for number, occurrence in fields:
+            if number == 9:
+                scan.spend(1)
+                if self._redact_key_value(span.attributes[occurrence], scan):
+                    doomed.append(occurrence)
+            elif number == 5:
+                span.name = self._field_text(span.name, "name", scan)
+            elif number == 3:
+                span.trace_state = self._field_text(span.trace_state, "trace_state", scan)
+            elif number == 11:
+                event = span.events[occurrence]
+                event.name = self._field_text(event.name, "events.name", scan)
+                self.redact_attributes(event.attributes, scan)
+            elif number == 13:
+                link = span.links[occurrence]
+                link.trace_state = self._field_text(link.trace_state, "links.trace_state", scan)
+                self.redact_attributes(link.attributes, scan)
+            elif number == 15:
+                span.status.message = self._field_text(span.status.message, "status.message", scan)
+            else:  # ids, or a field this version does not know (kept unread in the stream)
+                span.DiscardUnknownFields()
+        for index in sorted(doomed, reverse=True):
+            del span.attributes[index]
 
     def redact_resource(self, resource: Any, scan: Scan) -> None:
         resource.DiscardUnknownFields()
@@ -430,27 +489,39 @@ class Redactor:
                     kind = value.WhichOneof("value")
                     if kind is None or kind == "bool_value" or (kind in _NUMBER_KINDS and -1e12 < getattr(value, kind) < 1e12):
                         continue
-            if plan.action == IGNORE:
-                continue
-            for rule in plan.rules:
-                scan.tally.add(rule, "attribute.key", self._strategy(rule))
-            if plan.remove:
-                doomed.append(index)
-                continue
-            if plan.key is not None:
-                kv.key = key = plan.key
-            try:
-                if plan.action == BLOCK:
-                    self._block(kv.value, key, scan)
-                elif plan.action == DROP:
-                    scan.tally.add(CONTENT_RULE, key, "remove")
-                    raise _Remove
-                else:
-                    self.redact_value(kv.value, key, scan, plan.action)
-            except _Remove:
+            if self._redact_planned(kv, key, plan, scan):
                 doomed.append(index)
         for index in reversed(doomed):  # deleting while iterating would skip the next attribute
             del attributes[index]
+
+    def _redact_key_value(self, kv: Any, scan: Scan) -> bool:
+        """Redact one attribute; True when it must be deleted."""
+        key = kv.key
+        plan = self._key_plans.get(key)
+        if plan is None:
+            plan = self._key_plan(key, scan)
+        return self._redact_planned(kv, key, plan, scan)
+
+    def _redact_planned(self, kv: Any, key: str, plan: _KeyPlan, scan: Scan) -> bool:
+        if plan.action == IGNORE:
+            return False
+        for rule in plan.rules:
+            scan.tally.add(rule, "attribute.key", self._strategy(rule))
+        if plan.remove:
+            return True
+        if plan.key is not None:
+            kv.key = key = plan.key
+        try:
+            if plan.action == BLOCK:
+                self._block(kv.value, key, scan)
+            elif plan.action == DROP:
+                scan.tally.add(CONTENT_RULE, key, "remove")
+                return True
+            else:
+                self.redact_value(kv.value, key, scan, plan.action)
+        except _Remove:
+            return True
+        return False
 
     def _key_plan(self, key: str, scan: Scan) -> _KeyPlan:
         normal = unicodedata.normalize("NFKC", key) if not key.isascii() else key

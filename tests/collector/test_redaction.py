@@ -267,7 +267,7 @@ def test_the_survey_never_clears_a_span_that_needs_work(attrs: dict) -> None:
         if use_wire:
             b.wire = b.request.SerializeToString()
         survey = REDACTOR._survey(b)
-        assert survey is not None and survey.spans == {(0, 0): [1]}
+        assert survey is not None and list(survey.spans) == [(0, 0)] and list(survey.spans[(0, 0)]) == [1]
     REDACTOR.process(batch(req))
     assert "redaction.masked.count" in span_attributes(req, 1)
 
@@ -279,7 +279,7 @@ def test_the_survey_skips_nearly_every_clean_llm_span() -> None:
 
     req = export_request(random.Random(3), 1000, pii_every=10)
     survey = REDACTOR._survey(batch(req))
-    walked = set(survey.spans[(0, 0)])
+    walked = set(survey.spans[(0, 0)])  # span indexes
     assert set(range(0, 1000, 10)) <= walked  # every span with PII
     assert len(walked) - 100 < 30  # and few others: span ids and hex ids that look like triggers
 
