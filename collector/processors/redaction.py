@@ -352,22 +352,42 @@ class Redactor:
         fields = spans.get(span_index, ())
         if fields is None:
             return end
-        try:
-            layout = _fields(wire, start, end)
-        except (IndexError, ValueError):
-            spans[span_index] = None  # walk the whole span
-            return end
         seen: dict[int, int] = {}
-        for number, value_start, value_end in layout:
-            occurrence = seen.get(number, 0)
-            seen[number] = occurrence + 1
-            # A field's key and length bytes precede value_start: a hit there belongs to it too.
-            if position < value_end:
-                if not fields:
-                    fields = spans[span_index] = set()
-                fields.add((number, occurrence))
-                return value_end
-        spans[span_index] = None  # a hit outside every text field (an unknown one): walk it all
+        pos = start
+        try:
+            while pos < end:  # the span's fields, read only up to the one holding the hit
+                key = wire[pos]
+                pos += 1
+                if key >= 0x80:
+                    key, pos = _varint(wire, pos - 1)
+                wire_type = key & 7
+                if wire_type == 2:
+                    length = wire[pos]
+                    pos += 1
+                    if length >= 0x80:
+                        length, pos = _varint(wire, pos - 1)
+                    value_end = pos + length
+                    number = key >> 3
+                    occurrence = seen.get(number, 0)
+                    seen[number] = occurrence + 1
+                    # A field's key and length bytes come first: a hit there belongs to it too.
+                    if position < value_end:
+                        if not fields:
+                            fields = spans[span_index] = set()
+                        fields.add((number, occurrence))
+                        return value_end
+                    pos = value_end
+                elif wire_type == 0:
+                    _, pos = _varint(wire, pos)
+                elif wire_type == 1:
+                    pos += 8
+                elif wire_type == 5:
+                    pos += 4
+                else:
+                    raise ValueError("group")
+        except (IndexError, ValueError):
+            pass
+        spans[span_index] = None  # a hit outside every text field, or an encoding this reader does not follow: walk it all
         return end
 
     def _spans_to_walk(self, survey: _Survey, ri: int, si: int, spans: Any) -> list[tuple[Any, set[tuple[int, int]] | None]]:
