@@ -21,7 +21,8 @@ RESOURCE_EXHAUSTED), so no request holds the event loop for long.
 
 Entry points beside `process` (used for logs and any other signal): `new_scan()` for one
 request's budget, then `redact_resource`, `redact_scope`, `redact_attributes`,
-`redact_value`, `redact_text`, `summarise`, and `may_need_work(encoded message)`.
+`redact_value`, `redact_text`, `summarise(attributes, scan.tally, scan)` per record,
+`scan.finish()` once, and `may_need_work(encoded message)` to skip clean records.
 """
 
 from __future__ import annotations
@@ -163,11 +164,19 @@ class Tally:
 class Scan:
     """One request's redaction: the work it may still do, and the tally being filled."""
 
-    __slots__ = ("remaining", "limit", "tally")
+    __slots__ = ("remaining", "limit", "tally", "counts")
 
     def __init__(self, limit: int) -> None:
         self.remaining = self.limit = limit
         self.tally = Tally()
+        self.counts: Counter[str] = Counter()  # redactions by rule, for /metrics once a request
+
+    def finish(self) -> None:
+        """Count the request's redactions in /metrics (once, not once a span: a labelled
+        counter costs more than the rest of a span's summary)."""
+        for rule, count in self.counts.items():
+            metrics.REDACTIONS.labels(rule).inc(count)
+        self.counts.clear()
 
     def spend(self, units: int) -> None:
         self.remaining -= units
@@ -295,8 +304,9 @@ class Redactor:
                         self.redact_span(span, scan)
                     else:
                         self._redact_span_fields(span, fields, scan)
-                    self.summarise(span.attributes, scan.tally)
-            self.summarise(resource_spans.resource.attributes, resource_tally)
+                    self.summarise(span.attributes, scan.tally, scan)
+            self.summarise(resource_spans.resource.attributes, resource_tally, scan)
+        scan.finish()
         return batch
 
     # -- the survey: one trigger pass over the request's bytes -----------------------------
@@ -470,11 +480,16 @@ class Redactor:
             return ""
         return text if redacted is None else redacted
 
-    def summarise(self, attributes: Any, tally: Tally) -> None:
+    def summarise(self, attributes: Any, tally: Tally, scan: Scan | None = None) -> None:
+        """Add the summary attributes; count the redactions in `scan` (see Scan.finish) or
+        at once without one."""
         if tally.rules is None:
             return
-        for rule, count in tally.rules.items():
-            metrics.REDACTIONS.labels(rule).inc(count)
+        if scan is not None:
+            scan.counts.update(tally.rules)
+        else:
+            for rule, count in tally.rules.items():
+                metrics.REDACTIONS.labels(rule).inc(count)
         if self.config.summary == "silent":
             return
         for kind, count, keys in (("masked", tally.masked_count, tally.masked), ("redacted", tally.redacted_count, tally.redacted)):
