@@ -378,7 +378,7 @@ def builtin(keep_private_ips: bool = True) -> tuple[Detector, ...]:
                  # A bare run must touch a byte that is not a hex digit on one side: a card
                  # number has a word boundary on both, a run inside a hex id has neither.
                  trigger=rb"(?:^|[^0-9A-Fa-f])[0-9]{13}|[0-9]{13}(?:[^0-9A-Fa-f]|$)|[0-9]{3}[ .-][0-9]{3,6}[ .-][0-9]{1}"),
-        Detector("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", _ssn_check, trigger=rb"[0-9]-[0-9][0-9]-[0-9]"),
+        Detector("ssn", r"\b[0-9]{3}-[0-9]{2}-[0-9]{4}\b", _ssn_check),
         Detector(
             "phone",
             r"\+[0-9]{1,3}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{1,4}){1,4}\b"

@@ -63,10 +63,11 @@ DEFAULT_BLOCKED_KEYS = (
 )
 # Words that every DEFAULT_BLOCKED_KEYS match contains, as a byte trigger (case-insensitive).
 # "token" followed by "s" or "_" is left out: gen_ai.usage.input_tokens and llm.token_count.*
-# are on every LLM span and never blocked.
+# are on every LLM span and never blocked; so is "tel" followed by "e" (telemetry.sdk.*;
+# telephone is found as "phone").
 BLOCKED_KEY_TRIGGER = (
     rb"(?i:passw|pwd|passphrase|secret|authori[sz]ation|cookie|credential|api[._-]?key|access[._-]?key|"
-    rb"private[._-]?key|ssn|social[._-]security|credit[._-]?card|card[._-]?number|email|phone|tel|mobile|"
+    rb"private[._-]?key|ssn|social[._-]security|credit[._-]?card|card[._-]?number|email|phone|tel(?:[^e]|$)|mobile|"
     rb"msisdn|fax|token(?:[^s_]|$))"
 )
 

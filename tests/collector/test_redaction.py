@@ -381,3 +381,17 @@ def test_the_survey_finds_its_spans_after_earlier_stages_dropped_some() -> None:
     del req.resource_spans[0].scope_spans[0].spans[0]  # as validation or sampling does, after decoding
     Redactor(RedactionConfig()).process(b)
     assert [attributes(s.attributes).get(k) for s, k in zip(spans_of(req), "bcd")] == ["mail [REDACTED:EMAIL]", "y", "[REDACTED:EMAIL]"]
+
+
+def test_the_survey_does_not_flag_the_usual_values_of_llm_spans() -> None:
+    usual = {
+        "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024-08-06", "llm.model_name": "claude-3-5-sonnet-20241022",
+        "gen_ai.response.id": "chatcmpl-AbC9xk2LmN0pQ", "gen_ai.usage.input_tokens": 2129, "gen_ai.request.temperature": 0.7,
+        "server.address": "api.openai.com", "server.port": 443, "telemetry.sdk.version": "1.45.2", "app.version": "2.3.1",
+        "app.started": "2026-11-30T12:31:05.123Z", "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"Summarise the notes"}]}]',
+        "session.id": "0d560394e3f2c264d806aca54e019c2b", "app.latency_ms": 680.81, "app.retry": False,
+    }
+    b = batch(request({"attributes": usual}, {"attributes": usual}))
+    b.wire = b.request.SerializeToString()
+    survey = Redactor(RedactionConfig())._survey(b)
+    assert survey is None or not survey.spans, survey and survey.spans
