@@ -348,9 +348,9 @@ class Redactor:
                     resume = region_end
                 else:
                     resume = self._locate(wire, region_start, region_end, position, survey.spans.setdefault((ri, si), {}), span_index)
-            else:
+            else:  # between regions: schema URLs or unknown fields; one hit there is enough
                 survey.elsewhere = True
-                resume = position + 1
+                resume = starts[index + 1] if index + 1 < len(starts) else end
             if resume >= end:
                 break
             position = self._trigger.Match(UNANCHORED, wire, resume, end)[0][0]

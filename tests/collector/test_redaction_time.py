@@ -16,6 +16,7 @@ import pytest
 from collector.processors.redaction import RedactionBudgetExceeded, RedactionConfig, Redactor
 from tests.collector.pathological import UNITS, cpu_seconds_for, texts
 from tests.collector.process import collector_process
+from collector.pipeline import SpanBatch
 from tests.collector.spans import batch, request
 
 MB = 1_000_000
@@ -92,3 +93,13 @@ def test_the_freeze_input_is_answered_at_once_and_an_over_budget_one_is_refused(
         assert "too_much_work" in log and "81.2.69.160" not in log  # logged, without echoing the content
     finally:
         process.service.stop()
+
+
+def test_text_outside_every_span_costs_one_survey_step_not_one_per_candidate(redactor: Redactor) -> None:
+    req = request({"attributes": {"a": "x"}})
+    req.resource_spans[0].schema_url = "a@b.io " * 150_000  # a megabyte of candidates where no span is
+    wire = req.SerializeToString()
+    started = time.process_time()
+    with pytest.raises(RedactionBudgetExceeded):
+        redactor.process(SpanBatch(req, 0, "test", wire=wire))
+    assert time.process_time() - started < CPU_BOUND_PER_REQUEST
