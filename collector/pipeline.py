@@ -22,13 +22,19 @@ if TYPE_CHECKING:
 
 @dataclass
 class SpanBatch:
-    """One export request on its way through the pipeline."""
+    """One export request on its way through the pipeline.
+
+    `wire` is the request's protobuf encoding as received (None for OTLP/JSON): redaction
+    reads it to find, in one pass, the spans that can hold PII. Stages before redaction may
+    delete spans but must not change any text, or set `wire` to None.
+    """
 
     request: ExportTraceServiceRequest
     received_ns: int
     protocol: str
     rejected: int = 0
     messages: list[str] = field(default_factory=list)
+    wire: bytes | bytearray | None = None
 
     def span_count(self) -> int:
         return sum(len(ss.spans) for rs in self.request.resource_spans for ss in rs.scope_spans)
@@ -36,6 +42,12 @@ class SpanBatch:
     def reject(self, count: int, message: str) -> None:
         self.rejected += count
         self.messages.append(message)
+
+
+class TooMuchWork(Exception):
+    """A stage refuses a request that needs more work than its budget (REDACTION_WORK_LIMIT):
+    answered 413 / RESOURCE_EXHAUSTED without RetryInfo, since the same request would fail
+    again; smaller requests go through."""
 
 
 class Processor(Protocol):

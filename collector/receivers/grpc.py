@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from collector import metrics
 from collector.exporter import Overloaded, Refused
 from collector.inflight import MemoryLimited
-from collector.pipeline import Pipeline, SpanBatch
+from collector.pipeline import Pipeline, SpanBatch, TooMuchWork
 from common.logging import get_logger
 
 log = get_logger("collector.grpc")
@@ -66,11 +66,16 @@ class TraceService:
             metrics.REQUESTS.labels(PROTOCOL, "bad_request").inc()
             log.info("export request refused", reason="decode", error=str(exc), bytes=len(body))
             await _abort(context, _abort_status(code_pb2.INVALID_ARGUMENT, f"message is not a valid ExportTraceServiceRequest: {exc}"))
-        batch = SpanBatch(request=request, received_ns=time.time_ns(), protocol=PROTOCOL)
+        batch = SpanBatch(request=request, received_ns=time.time_ns(), protocol=PROTOCOL, wire=body)
         try:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
             await _refuse(context, exc)
+        except TooMuchWork as exc:  # not retryable (no RetryInfo): the same request would fail again
+            metrics.BAD_REQUESTS.labels(PROTOCOL, "too_much_work").inc()
+            metrics.REQUESTS.labels(PROTOCOL, "bad_request").inc()
+            log.info("export request refused", reason="too_much_work", error=str(exc))
+            await _abort(context, _abort_status(code_pb2.RESOURCE_EXHAUSTED, str(exc)))
         except Exception:
             # A bug in a stage must cost this request only.
             metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()

@@ -21,7 +21,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from collector import metrics
 from collector.exporter import Overloaded, Refused
 from collector.inflight import MemoryLimited
-from collector.pipeline import Pipeline, SpanBatch
+from collector.pipeline import Pipeline, SpanBatch, TooMuchWork
 from collector.receivers.body import BodyError, read_body
 from collector.receivers.otlp_json import OtlpJsonError, decode_request, encode_message
 from common.logging import get_logger
@@ -103,7 +103,8 @@ class TraceReceiver:
                     message = codec.decode(body)
                 except (DecodeError, OtlpJsonError) as exc:
                     return _bad_request(codec, 400, "decode", f"request body is not a valid {codec.media_type} ExportTraceServiceRequest: {exc}")
-                return await self._export(codec, SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL))
+                wire = body if codec is PROTOBUF else None  # redaction surveys the request in its encoding
+                return await self._export(codec, SpanBatch(request=message, received_ns=time.time_ns(), protocol=PROTOCOL, wire=wire))
         except MemoryLimited as exc:  # the in-flight budget is spent: refused before decoding
             return _refused(codec, exc)
 
@@ -112,6 +113,8 @@ class TraceReceiver:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
             return _refused(codec, exc)
+        except TooMuchWork as exc:
+            return _bad_request(codec, 413, "too_much_work", str(exc))
         except Exception:
             # A bug in a stage must cost this request only; the client may retry it.
             metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()
