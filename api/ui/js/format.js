@@ -12,6 +12,8 @@ export function duration(ms) {
 
 export function usd(value) {
   if (value === null || value === undefined) return "–";
+  if (typeof value !== "number") value = Number(value);
+  if (Number.isNaN(value)) return "–";
   if (value === 0) return "$0";
   const digits = Math.abs(value) >= 1 ? 2 : Math.abs(value) >= 0.01 ? 4 : 6;
   return `$${value.toFixed(digits)}`;

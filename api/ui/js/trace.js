@@ -180,12 +180,18 @@ function llmSection(span) {
   const tokens = h("table", { class: "attrs", id: "llm-tokens" }, h("caption", { class: "muted" }, "Tokens by kind"),
     h("tbody", {}, TOKEN_KINDS.filter(([k]) => llm[k] !== null && llm[k] !== undefined)
       .map(([k, label]) => h("tr", {}, h("th", { scope: "row" }, label), h("td", {}, int(llm[k]))))));
-  // every cost_* field the API gives (input, output, total, and any further components)
-  const costs = Object.keys(llm).filter((k) => k.startsWith("cost_") && llm[k] !== null && llm[k] !== undefined);
+  // every cost_*_usd amount the API gives (the components, the total, the SDK's figure),
+  // then where the figure came from (cost_source, cost_price_ref, cost_price_date) as text
+  const present = (k) => k.startsWith("cost_") && llm[k] !== null && llm[k] !== undefined;
+  const amounts = Object.keys(llm).filter((k) => present(k) && k.endsWith("_usd"));
+  const origin = Object.keys(llm).filter((k) => present(k) && !k.endsWith("_usd"));
+  const label = (k) => k.replace(/^cost_/, "").replace(/_usd$/, "").replace(/_/g, " ");
   const cost = h("table", { class: "attrs", id: "llm-cost" }, h("caption", { class: "muted" }, "Cost breakdown (USD)"),
-    h("tbody", {}, costs.map((k) => h("tr", { dataset: { field: k } },
-      h("th", { scope: "row" }, k.replace(/^cost_/, "").replace(/_usd$/, "").replace(/_/g, " ")), h("td", {}, usd(llm[k]))))));
-  return h("section", { "aria-label": "LLM call" }, h("h3", {}, "LLM call"), facts, tokens, costs.length ? cost : null, conversationBlock(span));
+    h("tbody", {},
+      amounts.map((k) => h("tr", { dataset: { field: k } }, h("th", { scope: "row" }, label(k)), h("td", {}, usd(llm[k])))),
+      origin.map((k) => h("tr", { dataset: { field: k } }, h("th", { scope: "row" }, label(k)), h("td", {}, String(llm[k]))))));
+  return h("section", { "aria-label": "LLM call" }, h("h3", {}, "LLM call"), facts, tokens,
+    amounts.length || origin.length ? cost : null, conversationBlock(span));
 }
 
 function messageBlock(message) {
