@@ -17,47 +17,74 @@ from redis.asyncio import Redis
 
 from collector.exporter import StreamExporter
 from collector.inflight import InflightBudget
-from collector.pipeline import Pipeline, Processor
+from collector.pipeline import Pipeline, Pipelines, Processor
 from collector.processors import configure
 from collector.processors.cost import CostCalculator
-from collector.processors.pricing import load_pricing
-from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
+from collector.processors.signal_redaction import LogRedaction, MetricRedaction
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import Validator
+from collector.processors.validation import LogValidator, MetricValidator, Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
 from common.ops import ReadyCheck, ops_app, start_site
+from common.signals import LOGS, METRICS, TRACES
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
 PARENT_POLL_SECONDS = 1.0
 
 
-def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
-    """The stages in the order of the architecture picture; switched-off ones are left out.
+def build_pipeline(settings: CollectorSettings, stream: SpanStream, stages: configure.Stages | None = None,
+                   inflight: InflightBudget | None = None) -> Pipeline:
+    """The trace stages in the order of the architecture picture; switched-off ones are left out.
 
-    Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
+    Raises SettingsError naming the variable for a configuration that cannot work.
     """
+    stages = stages if stages is not None else configure.stages(settings)
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
     processors: list[Processor] = [Validator()]
-    if settings.enable_sampling:
-        processors.append(HeadSampler(configure.head_sampling(settings)))
-    if settings.enable_pii_detection:
-        processors.append(Redactor(configure.redaction(settings)))
-    if settings.enable_cost_calculation:
-        processors.append(CostCalculator(load_pricing(settings.pricing_file)))
-    if settings.tail_sampling:
-        processors.append(TailSampler(configure.tail_sampling(settings), exporter))
-    inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
+    if stages.head_sampling is not None:
+        processors.append(HeadSampler(stages.head_sampling))
+    if stages.redactor is not None:
+        processors.append(stages.redactor)
+    if stages.pricing is not None:
+        processors.append(CostCalculator(stages.pricing))
+    if stages.tail_sampling is not None:
+        processors.append(TailSampler(stages.tail_sampling, exporter))
+    inflight = inflight if inflight is not None else InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
     return Pipeline(processors=processors, exporter=exporter, inflight=inflight)
 
 
-async def close_pipeline(pipeline: Pipeline) -> None:
+def build_pipelines(settings: CollectorSettings, redis: Redis, stages: configure.Stages | None = None) -> Pipelines:
+    """A pipeline per signal, each publishing to its own streams, sharing one in-flight budget.
+
+    Logs and metrics are validated and redacted like spans; sampling and cost are about
+    traces (token usage on log records or metrics is never priced, so it is never counted
+    twice beside the span's).
+    """
+    stages = stages if stages is not None else configure.stages(settings)
+    inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
+
+    def stream(signal: object) -> SpanStream:
+        return SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, signal))  # type: ignore[arg-type]
+
+    def other(signal: object, validator: Processor, redaction: type) -> Pipeline:
+        processors = [validator] + ([redaction(stages.redactor)] if stages.redactor is not None else [])
+        exporter = StreamExporter(stream(signal), settings.max_queue_size, settings.retry_after)
+        return Pipeline(processors=processors, exporter=exporter, inflight=inflight, signal=signal)  # type: ignore[arg-type]
+
+    return Pipelines(
+        traces=build_pipeline(settings, stream(TRACES), stages, inflight),
+        logs=other(LOGS, LogValidator(), LogRedaction),
+        metrics=other(METRICS, MetricValidator(), MetricRedaction),
+    )
+
+
+async def close_pipeline(pipelines: Pipelines) -> None:
     """Let stages that hold spans (tail sampling) publish them before the process exits."""
-    for processor in pipeline.processors:
+    for processor in pipelines.traces.processors:
         aclose = getattr(processor, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -87,16 +114,16 @@ class WorkerRole:
 
 async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -> None:
     redis = make_redis(settings)
-    pipeline = build_pipeline(settings, SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards)))
+    pipelines = build_pipelines(settings, redis)
     reuse_port = worker is not None
     grpc_server, health = grpc_receiver.make_server(
-        pipeline, settings.collector_host, settings.collector_otlp_grpc_port,
+        pipelines, settings.collector_host, settings.collector_otlp_grpc_port,
         settings.collector_grpc_max_recv_bytes, reuse_port,
     )
     await grpc_server.start()
     await grpc_receiver.mark_serving(health)
     http_runner = await http_receiver.start(
-        pipeline, settings.collector_host, settings.collector_otlp_http_port,
+        pipelines, settings.collector_host, settings.collector_otlp_http_port,
         settings.collector_http_max_body_bytes, reuse_port,
     )
     ops = None
@@ -115,7 +142,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     # New connections are refused from here; requests already inside finish their XADD.
     await asyncio.gather(grpc_server.stop(grace=settings.shutdown_timeout), http_runner.shutdown())
     await http_runner.cleanup()
-    await close_pipeline(pipeline)
+    await close_pipeline(pipelines)
     if ops is not None:
         await ops.cleanup()
     await redis.aclose()

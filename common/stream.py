@@ -5,6 +5,11 @@ One entry per processed export request on `otlp:spans:{shard}` with the fields
 count) and `received_ns`. Consumer group `storage`. Dead letters go to `otlp:spans:dlq`
 with the original fields plus `error` and `stream`.
 
+Logs and metrics have streams of their own of the same shape (common/signals.py):
+`otlp:logs:{shard}` with an ExportLogsServiceRequest body and its count in `records`, and
+`otlp:metrics:{shard}` with an ExportMetricsServiceRequest body and its count in `points`;
+each with its own backlog counter and dead-letter stream (`otlp:logs:dlq`, ...).
+
 Beside each stream a counter `otlp:spans:{shard}:backlog` holds the spans added and not
 yet acknowledged; it is what backpressure (MAX_QUEUE_SIZE) compares against. It changes
 only inside the same server-side script as the XADD or XACK it accounts for, so it
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from common.signals import TRACES, Signal
+
 VERSION = 1
 GROUP = "storage"
 
@@ -26,16 +33,22 @@ GROUP = "storage"
 class StreamKeys:
     prefix: str = ""
     shards: int = 1
+    signal: Signal = TRACES
 
     def stream(self, shard: int) -> str:
-        return f"{self.prefix}otlp:spans:{shard}"
+        return f"{self.prefix}otlp:{self.signal.stream}:{shard}"
+
+    @property
+    def count_field(self) -> str:
+        """The entry field holding its item count: spans, records or points."""
+        return self.signal.count_field
 
     def backlog(self, shard: int) -> str:
         return f"{self.stream(shard)}:backlog"
 
     @property
     def dlq(self) -> str:
-        return f"{self.prefix}otlp:spans:dlq"
+        return f"{self.prefix}otlp:{self.signal.stream}:dlq"
 
     def streams(self) -> list[str]:
         return [self.stream(n) for n in range(self.shards)]
@@ -54,28 +67,31 @@ class StreamEntry:
     received_ns: int
     version: int = VERSION
 
-    def fields(self) -> dict[str, bytes | int]:
-        return {"v": self.version, "body": self.body, "spans": self.spans, "received_ns": self.received_ns}
+    def fields(self, count_field: str = TRACES.count_field) -> dict[str, bytes | int]:
+        return {"v": self.version, "body": self.body, count_field: self.spans, "received_ns": self.received_ns}
 
     @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> "StreamEntry":
-        """Parse an entry read with decode_responses=False; ValueError names what is wrong."""
+    def from_fields(cls, fields: dict[bytes, bytes], count_field: str = TRACES.count_field) -> "StreamEntry":
+        """Parse an entry read with decode_responses=False; ValueError names what is wrong.
+
+        `spans` holds the entry's item count whatever the signal (its field is `count_field`).
+        """
         try:
             version = int(fields[b"v"])
             body = fields[b"body"]
-            spans = int(fields[b"spans"])
+            spans = int(fields[count_field.encode()])
             received_ns = int(fields.get(b"received_ns", b"0"))
         except KeyError as exc:
             raise ValueError(f"stream entry lacks field {exc.args[0].decode()!r}") from None
         except ValueError:
-            raise ValueError("stream entry has a non-integer v, spans or received_ns") from None
+            raise ValueError(f"stream entry has a non-integer v, {count_field} or received_ns") from None
         if version != VERSION:
             raise ValueError(f"stream entry version {version} is not supported (this writer reads {VERSION})")
         return cls(body=body, spans=spans, received_ns=received_ns, version=version)
 
 
 _PUBLISH = """
-local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[2], 'spans', ARGV[3], 'received_ns', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[2], ARGV[5], ARGV[3], 'received_ns', ARGV[4])
 redis.call('INCRBY', KEYS[2], ARGV[3])
 return id
 """
@@ -95,7 +111,8 @@ return done
 
 
 class SpanStream:
-    """Publishing to and acknowledging from the span streams, with the backlog counters."""
+    """Publishing to and acknowledging from one signal's streams, with the backlog counters
+    (the span streams unless `keys.signal` says otherwise)."""
 
     def __init__(self, redis: Redis, keys: StreamKeys) -> None:
         self.redis = redis
@@ -106,7 +123,7 @@ class SpanStream:
     async def publish(self, shard: int, entry: StreamEntry) -> bytes:
         return await self._publish(
             keys=[self.keys.stream(shard), self.keys.backlog(shard)],
-            args=[entry.version, entry.body, entry.spans, entry.received_ns],
+            args=[entry.version, entry.body, entry.spans, entry.received_ns, self.keys.count_field],
         )
 
     async def ack(self, shard: int, entries: list[tuple[bytes | str, int]]) -> int:

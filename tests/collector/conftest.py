@@ -14,12 +14,12 @@ import redis as redis_sync
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.app import build_pipeline, make_redis
+from collector.app import build_pipelines, make_redis
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.settings import load
-from common.stream import SpanStream, StreamEntry, StreamKeys
+from common.stream import StreamEntry, StreamKeys
 from tests.conftest import REDIS_URL
 from tests.support import OtlpEndpoints, free_port
 
@@ -62,11 +62,11 @@ def start_receivers(redis_prefix: str, redis_client: redis_sync.Redis) -> StartR
         })
         redis = make_redis(settings)
         keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
-        pipeline = build_pipeline(settings, SpanStream(redis, keys))
-        server, health = grpc_receiver.make_server(pipeline, "127.0.0.1", grpc_port, settings.collector_grpc_max_recv_bytes, False)
+        pipelines = build_pipelines(settings, redis)
+        server, health = grpc_receiver.make_server(pipelines, "127.0.0.1", grpc_port, settings.collector_grpc_max_recv_bytes, False)
         await server.start()
         await grpc_receiver.mark_serving(health)
-        runner: web.AppRunner = await http_receiver.start(pipeline, "127.0.0.1", http_port, settings.collector_http_max_body_bytes, False)
+        runner: web.AppRunner = await http_receiver.start(pipelines, "127.0.0.1", http_port, settings.collector_http_max_body_bytes, False)
         try:
             yield Receivers(settings, keys, redis_client, http_port, grpc_port)
         finally:
