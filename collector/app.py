@@ -23,7 +23,8 @@ from collector.processors.cost import CostCalculator
 from collector.processors.sampling import HeadSampler
 from collector.processors.signal_redaction import LogRedaction, MetricRedaction
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import LogValidator, MetricValidator, Validator
+from collector.processors.signal_validation import LogValidator, MetricValidator
+from collector.processors.validation import Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
@@ -44,7 +45,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream, stages: conf
     """
     stages = stages if stages is not None else configure.stages(settings)
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator()]
+    processors: list[Processor] = [Validator(stages.limits)]
     if stages.head_sampling is not None:
         processors.append(HeadSampler(stages.head_sampling))
     if stages.redactor is not None:
@@ -77,8 +78,8 @@ def build_pipelines(settings: CollectorSettings, redis: Redis, stages: configure
 
     return Pipelines(
         traces=build_pipeline(settings, stream(TRACES), stages, inflight),
-        logs=other(LOGS, LogValidator(), LogRedaction),
-        metrics=other(METRICS, MetricValidator(), MetricRedaction),
+        logs=other(LOGS, LogValidator(stages.limits), LogRedaction),
+        metrics=other(METRICS, MetricValidator(stages.limits), MetricRedaction),
     )
 
 

@@ -13,6 +13,7 @@ DATA_POINTS_ACCEPTED = Counter("observatory_collector_data_points_accepted_total
 DATA_POINTS_REJECTED = Counter("observatory_collector_data_points_rejected_total", "Metric data points rejected (partial success)", ["protocol"])
 REQUESTS = Counter("observatory_collector_requests_total", "Export requests by outcome", ["protocol", "outcome"])
 REFUSED = Counter("observatory_collector_refused_total", "Export requests refused with a retryable answer", ["protocol", "reason"])
+NORMALIZED = Counter("observatory_collector_normalized_values_total", "Values changed so the database can hold them (NUL replaced, text truncated, tokens clamped, zero parent cleared), by field", ["field"])
 BAD_REQUESTS = Counter("observatory_collector_bad_requests_total", "Export requests answered with a client error", ["protocol", "reason"])
 EXPORT_SECONDS = Histogram(
     "observatory_collector_request_seconds", "Time from a request's arrival to its answer", ["protocol"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.settings import LogSettings, RedisSettings, ServiceSettings, env
+from common.settings import LogSettings, RedisSettings, ServiceSettings, SettingsError, env
 
 
 @dataclass(frozen=True)
@@ -14,6 +14,7 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces)", minimum=1)
     collector_metrics_port: int = env("COLLECTOR_METRICS_PORT", 9091, "Port of the collector's /metrics, /health and /ready", minimum=1)
     max_queue_size: int = env("MAX_QUEUE_SIZE", 1_000_000, "Spans waiting in the streams (not yet written) above which the collector refuses new data with retryable errors", minimum=1)
+    future_span_window: float = env("FUTURE_SPAN_WINDOW", 86400.0, "Seconds ahead of the collector's clock a span may start or end; later spans are rejected (partial success). At most 6 days, so the writer always has the day's partition", minimum=0)
     retry_after: int = env("RETRY_AFTER", 5, "Seconds a refused client is told to wait (Retry-After / RetryInfo)", minimum=1)
 
     # --- receivers: limits and processes (OTLP conformance) ---
@@ -50,3 +51,7 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     redaction_summary: str = env("REDACTION_SUMMARY", "debug", "Summary attributes on redacted spans: debug (redaction.masked/redacted.count and .keys), info (counts only), silent (none)", choices=("debug", "info", "silent"))
     enable_cost_calculation: bool = env("ENABLE_COST_CALCULATION", True, "Compute LLM cost from token counts and the pricing table")
     pricing_file: str | None = env("PRICING_FILE", None, "JSON pricing table that replaces the shipped collector/pricing.json")
+
+    def validate(self) -> None:
+        if self.future_span_window > 6 * 86400:
+            raise SettingsError(f"FUTURE_SPAN_WINDOW must be at most 518400 (6 days), got {self.future_span_window:g}")

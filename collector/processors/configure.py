@@ -15,6 +15,7 @@ from pathlib import Path
 from collector.processors.pricing import PricingTable, load_pricing
 from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, DEFAULT_IGNORED_KEYS, RedactionConfig, Redactor
 from collector.processors.sampling import HeadSamplingConfig
+from collector.processors.validation import Limits
 from collector.processors.tail_sampling import TailSamplingConfig
 from collector.settings import CollectorSettings
 from common.settings import SettingsError
@@ -101,6 +102,7 @@ def redaction(settings: CollectorSettings) -> RedactionConfig:
 class Stages:
     """Every switched-on stage's checked configuration (None: the stage is off)."""
 
+    limits: Limits
     head_sampling: HeadSamplingConfig | None
     redactor: Redactor | None  # built here: its constructor is where patterns and strategies are checked
     pricing: PricingTable | None
@@ -111,6 +113,7 @@ def stages(settings: CollectorSettings) -> Stages:
     """Read and check the configuration of every stage; raises SettingsError naming the variable."""
     try:
         return Stages(
+            limits=Limits(future_window_s=settings.future_span_window),
             head_sampling=head_sampling(settings) if settings.enable_sampling else None,
             redactor=Redactor(redaction(settings)) if settings.enable_pii_detection else None,
             pricing=load_pricing(settings.pricing_file) if settings.enable_cost_calculation else None,

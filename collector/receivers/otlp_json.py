@@ -26,7 +26,17 @@ from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescript
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+# Array and kvlist values nested deeper than this are replaced by DEPTH_MARK. A message built
+# here, unlike one parsed from protobuf, has no depth limit, and the writer's protobuf parser
+# stops at 100 message levels: 20 levels of kvlist (3 messages each) inside an event stay
+# well below it. Deeper values are cut rather than refused, so the rest of the request and
+# the span itself are kept.
+MAX_VALUE_DEPTH = 20
+DEPTH_MARK = f"[value nested deeper than {MAX_VALUE_DEPTH} levels removed]"
+_ANY_VALUE = AnyValue.DESCRIPTOR.full_name
+_depth = [0]  # AnyValue nesting of the value being decoded (decoding is synchronous)
 
 # bytes fields the OTLP mapping writes as hex, with the length each must decode to.
 HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
@@ -141,17 +151,33 @@ def _field_apply(owner: Descriptor, field: FieldDescriptor) -> Apply:
     return apply_scalar
 
 
+def _any_value_merge(child: Message, value: dict, plan: dict[str, Apply]) -> None:
+    """Merge one AnyValue, or put DEPTH_MARK in its place past MAX_VALUE_DEPTH."""
+    if _depth[0] >= MAX_VALUE_DEPTH:
+        child.string_value = DEPTH_MARK  # type: ignore[attr-defined]
+        return
+    _depth[0] += 1
+    try:
+        _merge(child, value, plan)
+    finally:
+        _depth[0] -= 1
+
+
 def _singular_message(name: str, descriptor: Descriptor) -> Apply:
+    merge = _any_value_merge if descriptor.full_name == _ANY_VALUE else _merge
+
     def apply(message: Message, value: Any) -> None:
         if not isinstance(value, dict):
             raise OtlpJsonError(f"must be an object, got {_kind(value)}")
         child = getattr(message, name)
         child.SetInParent()  # `{}` still sets the field (and the oneof member, for AnyValue)
-        _merge(child, value, _plan(descriptor))
+        merge(child, value, _plan(descriptor))
     return apply
 
 
 def _repeated_message(name: str, descriptor: Descriptor) -> Apply:
+    merge = _any_value_merge if descriptor.full_name == _ANY_VALUE else _merge
+
     def apply(message: Message, value: Any) -> None:
         if not isinstance(value, list):
             raise OtlpJsonError(f"must be an array, got {_kind(value)}")
@@ -161,7 +187,7 @@ def _repeated_message(name: str, descriptor: Descriptor) -> Apply:
             if not isinstance(item, dict):
                 raise OtlpJsonError(f"must be an object, got {_kind(item)}", (f"[{index}]",))
             try:
-                _merge(container.add(), item, plan)
+                merge(container.add(), item, plan)
             except OtlpJsonError as exc:
                 raise exc.within(f"[{index}]") from None
     return apply
