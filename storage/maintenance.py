@@ -15,12 +15,14 @@ import psycopg
 
 from storage.settings import RetentionSettings
 
-_MAINTAIN = "SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)"
+# The span tables, then logs and metric_points (migrations/0004), with the same policy.
+_MAINTAIN = ("SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)"
+             " || '; ' || observatory_maintain_signals(%s, %s, make_interval(hours => %s), %s)")
 
 
-def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
-    return (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours,
-            policy.partitions_ahead_days)
+def _args(policy: RetentionSettings) -> tuple[int, ...]:
+    once = (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours, policy.partitions_ahead_days)
+    return once + once
 
 
 def maintain(conn: psycopg.Connection, policy: RetentionSettings) -> str:
@@ -44,7 +46,8 @@ SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relati
 FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.continuous_aggregates c ON c.materialization_hypertable_name = j.hypertable_name
 WHERE j.proc_name IN ('policy_retention', 'policy_compression')
-  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h')
+  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h',
+                                                   'logs', 'metric_points')
 ORDER BY j.proc_name DESC, relation
 """
 
