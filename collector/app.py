@@ -29,7 +29,7 @@ from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ReadyCheck, ops_app, start_site
+from common.ops import ReadyCheck, ops_app, redis_writable, start_site
 from common.signals import LOGS, METRICS, TRACES
 from common.stream import SpanStream, StreamKeys
 
@@ -98,11 +98,17 @@ def make_redis(settings: CollectorSettings) -> Redis:
     )
 
 
-def redis_check(redis: Redis) -> ReadyCheck:
+def redis_check(redis: Redis, exporters: list[StreamExporter] | None = None) -> ReadyCheck:
+    """Redis answers and takes writes: not at maxmemory, and the last publish of no signal was
+    refused for lack of memory (a refused request's own bytes leave Redis's count with it)."""
     async def check() -> str | None:
-        await redis.ping()
-        return None
+        refusing = next((r for r in (e.refusing() for e in exporters or ()) if r), None)
+        return refusing or await redis_writable(redis)
     return check
+
+
+def _stream_exporters(pipelines: Pipelines) -> list[StreamExporter]:
+    return [p.exporter for p in pipelines.all() if isinstance(p.exporter, StreamExporter)]
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis)}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(redis, _stream_exporters(pipelines))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(

@@ -22,6 +22,9 @@ from common.signals import LOGS, METRICS, TRACES
 from common.stream import SpanStream, StreamEntry
 
 BACKLOG_CACHE_SECONDS = 0.05
+# How long a refusal for lack of memory keeps /ready at 503 without a successful publish
+# since; long enough for exporters' retries to show whether Redis has room again.
+OOM_REPORT_SECONDS = 15.0
 
 
 class Refused(Exception):
@@ -50,6 +53,14 @@ class StreamExporter:
         self._backlog = 0
         self._backlog_at = 0.0
         self._turn = 0  # the next shard of a metrics request
+        self._oom: str | None = None  # Redis refused the last publish for lack of memory
+        self._oom_at = 0.0
+
+    def refusing(self) -> str | None:
+        """Why Redis refuses publishes right now, or None (for /ready)."""
+        if self._oom is not None and time.monotonic() - self._oom_at < OOM_REPORT_SECONDS:
+            return self._oom
+        return None
 
     async def _check_backlog(self) -> None:
         now = time.monotonic()
@@ -80,7 +91,10 @@ class StreamExporter:
                 entry = StreamEntry(body=request.SerializeToString(), spans=count, received_ns=batch.received_ns)
                 await self.stream.publish(shard, entry)
                 self._backlog += count  # counted per entry: a failure part-way leaves the rest out
+            self._oom = None
         except RedisError as exc:
+            if "maxmemory" in str(exc) or "OOM" in str(exc):
+                self._oom, self._oom_at = f"redis refuses writes: out of memory ({exc})", time.monotonic()
             raise Unavailable(f"{self.stream.keys.signal.item} stream unavailable: {exc}", self.retry_after) from exc
 
     def _by_shard(self, request: Any) -> dict[int, Any]:

@@ -5,6 +5,10 @@ One entry per processed export request on `otlp:spans:{shard}` with the fields
 count) and `received_ns`. Consumer group `storage`. Dead letters go to `otlp:spans:dlq`
 with the original fields plus `error` and `stream`.
 
+An acknowledged entry is deleted from its stream in the same script (XDEL), so a stream
+holds only entries not yet written. A hash `otlp:spans:{shard}:failures` counts, per
+entry, the writes that failed for a reason of the entry's own (not outages or restarts).
+
 Logs and metrics have streams of their own of the same shape (common/signals.py):
 `otlp:logs:{shard}` with an ExportLogsServiceRequest body and its count in `records`, and
 `otlp:metrics:{shard}` with an ExportMetricsServiceRequest body and its count in `points`;
@@ -45,6 +49,10 @@ class StreamKeys:
 
     def backlog(self, shard: int) -> str:
         return f"{self.stream(shard)}:backlog"
+
+    def failures(self, shard: int) -> str:
+        """Hash: entry id -> times its write failed for a reason of its own."""
+        return f"{self.stream(shard)}:failures"
 
     @property
     def dlq(self) -> str:
@@ -98,12 +106,20 @@ return id
 
 # ARGV: group, then (entry id, span count) pairs. Only entries this call really
 # acknowledged leave the backlog, so two writers racing on one entry count it once.
-_ACK = """
+# An acknowledged entry is written (or dead-lettered): it leaves the stream at once (XDEL),
+# so Redis holds only what is not yet written. XDEL, not XTRIM: entries are acknowledged
+# out of order (shards, several writers, retries), and a trim below the oldest pending
+# entry would keep everything behind one slow entry; XDEL removes exactly what is done and
+# can never touch an entry not yet delivered. `allow-oom`: this script frees memory, so it
+# must run when Redis refuses writes for lack of it (all of it runs, or none).
+_ACK = """#!lua flags=allow-oom
 local done = 0
 for i = 2, #ARGV, 2 do
   if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
     done = done + tonumber(ARGV[i + 1])
   end
+  redis.call('XDEL', KEYS[1], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
 end
 if done > 0 then redis.call('DECRBY', KEYS[2], done) end
 return done
@@ -133,7 +149,8 @@ class SpanStream:
         args: list[bytes | str | int] = [GROUP]
         for entry_id, spans in entries:
             args += [entry_id, spans]
-        return int(await self._ack(keys=[self.keys.stream(shard), self.keys.backlog(shard)], args=args))
+        keys = [self.keys.stream(shard), self.keys.backlog(shard), self.keys.failures(shard)]
+        return int(await self._ack(keys=keys, args=args))
 
     async def backlog(self) -> int:
         """Spans published and not yet acknowledged, over all shards."""

@@ -1,11 +1,19 @@
-"""The storage writer: consume → decode → batch → write → ack, until told to stop.
+"""The storage writer, in the order of the picture: consume → decode → batch → write → ack.
 
-Reading and decoding the next batch overlaps with writing the current one (a queue of
-one batch between them), so the database never waits for Python and Python never waits
-for the database. An entry is acknowledged only after the transaction holding its spans
-has committed. A database outage keeps the batch and retries it with capped backoff (the
-writer reports not-ready meanwhile); an entry that cannot be decoded, or whose data the
-database rejects, goes to the dead-letter stream and the group moves on.
+    consume   storage/consumer.py   XREADGROUP (new entries; own pending after a restart;
+                                    entries lost in transit; stale entries of dead writers)
+              storage/failures.py   redelivered entries that failed MAX_DELIVERIES times → dead letters
+    decode    storage/decode.py     protobuf → COPY rows, one span at a time
+    batch     storage/batch.py      at most BATCH_SIZE spans and BATCH_MAX_BYTES; large entries in parts
+    write     storage/store.py      one transaction; outages retried; refused spans isolated
+              storage/isolation.py  (bisection down to the span)
+              storage/deadletter.py refused and undecodable spans → the dead-letter stream
+    ack       common/stream.py      XACK + XDEL + backlog, in one script, after the commit
+
+`StorageWriter._fill` is the consume → decode → batch half, `StorageWriter._flush` the
+write → ack half. They overlap (a queue of one batch between them), so the database never
+waits for Python and Python never waits for the database. An entry is acknowledged only
+after the transaction holding its last span has committed.
 """
 
 from __future__ import annotations
@@ -14,27 +22,28 @@ import asyncio
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from collections import deque
 
 import psycopg
 from redis.asyncio import Redis
 
 from common.logging import configure_logging, get_logger
-from common.ops import ops_app, start_site
+from common.ops import ops_app, redis_writable, start_site
 from common.settings import load
 from common.stream import SpanStream, StreamKeys
 from storage import metrics
-from storage.consumer import Delivery, StreamConsumer, parse
-from storage.decode import Rows, UndecodableEntry, decode
+from storage.batch import Batch, Entry, OpenEntry
+from storage.consumer import Delivery, StreamConsumer
+from storage.deadletter import DeadLetters
+from storage.failures import FailureCounts
 from storage.maintenance import maintain_async
 from storage.migrations import MigrationError, migrate_up
 from storage.settings import StorageSettings
+from storage.store import BACKOFF_MAX, BACKOFF_START, Store, Unexpected
 from storage.writer import SpanWriter
 
 log = get_logger("storage")
 
-BACKOFF_START = 0.2
-BACKOFF_MAX = 10.0
 CLAIM_EVERY = 5.0
 READ_COUNT = 100  # entries per stream and read, at most
 FIRST_SPANS_PER_ENTRY = 50.0  # a guess until entries have been seen
@@ -42,25 +51,6 @@ STATS_EVERY = 5.0
 # While a batch has spans and the database writer waits for it, reads block at most this long
 # before the batch is handed over (a writer that is free should not wait for FLUSH_INTERVAL).
 HANDOVER_POLL = 0.05
-# Class 22 (data exception) and 23 (integrity): the rows are at fault, not the database, so
-# retrying cannot help. Every other error (connection, privileges, missing table, deadlock)
-# is retried with the batch kept: dead-lettering on those would empty the stream into the DLQ.
-DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
-
-
-class DataRejected(Exception):
-    """The database refused the rows themselves."""
-
-
-@dataclass
-class Batch:
-    deliveries: list[Delivery] = field(default_factory=list)
-    rows: Rows = field(default_factory=Rows)
-    started: float | None = None
-
-    @property
-    def spans(self) -> int:
-        return len(self.rows.spans)
 
 
 class StorageWriter:
@@ -69,30 +59,29 @@ class StorageWriter:
         self.redis = redis
         self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards))
         self.consumer = StreamConsumer(redis, self.stream, settings.consumer, int(settings.claim_idle * 1000))
+        self.failures = FailureCounts(redis, self.stream.keys, settings.max_deliveries)
+        self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
         self.stopping = asyncio.Event()
-        self.db_error: str | None = None
-        self._conn: psycopg.AsyncConnection | None = None
-        self._writer: SpanWriter | None = None
+        self.store = Store(self._connect, self.stopping)
         self._last_claim = 0.0
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
         self._writer_idle = asyncio.Event()  # set while the database side waits for a batch
         self._held: set[tuple[int, bytes]] = set()  # (shard, entry id) read and not yet acked
+        self._queue: deque[Delivery] = deque()  # read, not yet opened
+        self._open: OpenEntry | None = None  # the entry being taken into batches
+        self._last_read_short = False
 
-    # --- database connection -------------------------------------------------------
-    async def _connection(self) -> SpanWriter:
-        if self._writer is None or self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
-                self.settings.database_app_url, autocommit=True, connect_timeout=5,
-                application_name="observatory-storage", options="-c TimeZone=UTC",
-            )
-            self._writer = SpanWriter(self._conn, self.settings.retention_days)
-        return self._writer
+    @property
+    def db_error(self) -> str | None:
+        return self.store.db_error
 
-    async def _drop_connection(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()
-        self._conn, self._writer = None, None
+    async def _connect(self) -> SpanWriter:
+        conn = await psycopg.AsyncConnection.connect(
+            self.settings.database_app_url, autocommit=True, connect_timeout=5,
+            application_name="observatory-storage", options="-c TimeZone=UTC",
+        )
+        return SpanWriter(conn, self.settings.retention_days)
 
     # --- the loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -111,7 +100,7 @@ class StorageWriter:
             await reader  # re-raises whatever stopped the reader
         finally:
             reader.cancel()
-            await self._drop_connection()
+            await self.store.close()
         log.info("writer stopped")
 
     async def _ensure_group(self) -> None:
@@ -130,40 +119,59 @@ class StorageWriter:
         try:
             while not self.stopping.is_set():
                 batch = await self._fill()
-                if batch.deliveries:
+                if batch:
                     await ready.put(batch)
         finally:
             await ready.put(None)  # the writer drains what it holds, then stops
 
+    # --- consume → decode → batch ----------------------------------------------------
     async def _fill(self) -> Batch:
-        """The next batch: read until BATCH_SIZE spans, FLUSH_INTERVAL after its first entry, or,
-        once it holds something, the moment the database side is free and the stream has
-        nothing more to give right now (group commit). Under load the write of one batch is
-        the time the next one fills, so batches grow to BATCH_SIZE and cost least per span;
-        under light load each batch goes out as soon as it can, so the lag stays a round trip
-        instead of FLUSH_INTERVAL."""
+        """The next batch: read until BATCH_SIZE spans or BATCH_MAX_BYTES, FLUSH_INTERVAL
+        after its first span, or, once it holds something, the moment the database side is
+        free and the stream has nothing more to give right now (group commit). Under load
+        the write of one batch is the time the next one fills, so batches grow to BATCH_SIZE
+        and cost least per span; under light load each batch goes out as soon as it can, so
+        the lag stays a round trip instead of FLUSH_INTERVAL."""
         batch = Batch()
-        interval = self.settings.flush_interval
-        while not self.stopping.is_set() and batch.spans < self.settings.batch_size:
+        max_spans, max_bytes, interval = self.settings.batch_size, self.settings.batch_max_bytes, self.settings.flush_interval
+        while not self.stopping.is_set():
+            while (self._open is not None or self._queue) and batch.spans < max_spans and batch.size < max_bytes:
+                if self._open is None:
+                    self._open = await self._open_next()
+                    continue
+                if self._open.fill(batch, max_spans, max_bytes):
+                    self._open = None
+                if batch.started is None:
+                    batch.started = time.monotonic()
+            if batch.spans >= max_spans or batch.size >= max_bytes:
+                break
             now = time.monotonic()
+            if batch and self._writer_idle.is_set() and self._last_read_short:
+                break
             if batch.started is not None and now - batch.started >= interval:
                 break
             wait = interval if batch.started is None else min(interval - (now - batch.started), HANDOVER_POLL)
             wanted = self._entries_wanted(batch)
             deliveries = await self._next(max(1, int(wait * 1000)), wanted)
-            for delivery in deliveries:
-                await self._add(batch, delivery)
+            self._queue.extend(deliveries)
             self._learn_entry_size(deliveries)
-            if batch.deliveries and batch.started is None:
-                batch.started = time.monotonic()
-            if batch.deliveries and self._writer_idle.is_set() and len(deliveries) < wanted:
-                break
+            self._last_read_short = len(deliveries) < wanted
         return batch
+
+    async def _open_next(self) -> OpenEntry | None:
+        delivery = self._queue.popleft()
+        try:
+            return OpenEntry(Entry(delivery))
+        except ValueError as exc:  # UndecodableEntry or a malformed entry: the whole entry
+            await self._dead_letter_entry(delivery, str(exc), "undecodable")
+        except Exception as exc:  # anything else its content raises: never the process
+            await self._dead_letter_entry(delivery, f"entry cannot be decoded ({type(exc).__name__})", "undecodable")
+        return None
 
     def _entries_wanted(self, batch: Batch) -> int:
         """Entries per stream to read so that the batch about reaches BATCH_SIZE spans; past it
         by at most one read's worth of entries (one per shard when entries are large)."""
-        missing = self.settings.batch_size - batch.spans
+        missing = max(1, self.settings.batch_size - batch.spans)
         entries = math.ceil(missing / self._spans_per_entry)
         # COUNT applies to each stream of a read: share it over the shards.
         return max(1, min(READ_COUNT, math.ceil(entries / self.settings.stream_shards)))
@@ -174,113 +182,95 @@ class StorageWriter:
 
     async def _next(self, block_ms: int, count: int) -> list[Delivery]:
         try:
-            if not self._own_pending_done:
-                pending = await self.consumer.read_own_pending(count)
-                self._own_pending_done = not pending
-                if pending:
-                    return await self._screen_redelivered(pending)
-            if time.monotonic() - self._last_claim > CLAIM_EVERY:
-                self._last_claim = time.monotonic()
-                lost = await self.consumer.reclaim_lost(self._held)
-                if lost:
-                    log.warning("re-reading entries whose delivery was lost", entries=len(lost))
-                    return await self._screen_redelivered(lost)
-                claimed = await self.consumer.claim_stale(count)
-                if claimed:
-                    return await self._screen_redelivered(claimed)
-            # Short blocks keep shutdown prompt; the flush deadline bounds them too.
-            return await self.consumer.read(count, block_ms=min(block_ms, 1000))
+            deliveries = await self._read(block_ms, count)
         except Exception as exc:  # Redis down: wait, the client reconnects; keep what we hold
             metrics.REDIS_ERRORS.labels("read").inc()
             log.warning("redis read failed", error=str(exc))
             await asyncio.sleep(1.0)
             return []
+        self._held.update((d.shard, d.entry_id) for d in deliveries)
+        return deliveries
+
+    async def _read(self, block_ms: int, count: int) -> list[Delivery]:
+        if not self._own_pending_done:
+            pending = await self.consumer.read_own_pending(count)
+            self._own_pending_done = not pending
+            if pending:
+                return await self._screen_redelivered(pending)
+        if time.monotonic() - self._last_claim > CLAIM_EVERY:
+            self._last_claim = time.monotonic()
+            lost = await self.consumer.reclaim_lost(self._held)
+            if lost:
+                log.warning("re-reading entries whose delivery was lost", entries=len(lost))
+                return await self._screen_redelivered(lost)
+            claimed = await self.consumer.claim_stale(count, self._held)
+            if claimed:
+                return await self._screen_redelivered(claimed)
+        # Short blocks keep shutdown prompt; the flush deadline bounds them too.
+        return await self.consumer.read(count, block_ms=min(block_ms, 1000))
 
     async def _screen_redelivered(self, deliveries: list[Delivery]) -> list[Delivery]:
-        counts = await self.consumer.delivery_counts(deliveries)
+        """Redelivered entries that already failed MAX_DELIVERIES times go to the dead letters."""
         keep = []
-        for delivery in deliveries:
-            times = counts.get(delivery.entry_id, 1)
-            if times > self.settings.max_deliveries:
-                await self._dead_letter(delivery, f"delivered {times} times without being stored", "max_deliveries")
+        for delivery, failures in zip(deliveries, await self.failures.of(deliveries)):
+            if self.failures.exhausted(failures):
+                await self._dead_letter_entry(delivery, f"failed to be written {failures} times", "max_deliveries")
             else:
                 keep.append(delivery)
         return keep
 
-    async def _add(self, batch: Batch, delivery: Delivery) -> None:
-        started = time.perf_counter()
-        try:
-            rows = decode(parse(delivery).body)
-        except (ValueError, UndecodableEntry) as exc:
-            await self._dead_letter(delivery, str(exc), "undecodable")
-            return
-        finally:
-            metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
-        batch.deliveries.append(delivery)
-        batch.rows.extend(rows)
-        self._held.add((delivery.shard, delivery.entry_id))
-
-    async def _dead_letter(self, delivery: Delivery, error: str, reason: str) -> None:
-        log.warning("dead-lettering entry", entry_id=delivery.entry_id.decode(), reason=reason, error=error)
+    async def _dead_letter_entry(self, delivery: Delivery, error: str, reason: str) -> None:
         self._held.discard((delivery.shard, delivery.entry_id))  # if this fails, the lost-entry sweep retries it
         try:
-            await self.consumer.dead_letter(delivery, error, reason)
-        except Exception as exc:  # Redis down: the entry stays pending and is claimed again later
+            await self.dead_letters.entry(delivery, error, reason)
+        except Exception as exc:  # Redis down: the entry stays pending and is read again later
             metrics.REDIS_ERRORS.labels("dead_letter").inc()
             log.warning("dead-lettering failed; the entry stays pending", error=str(exc))
 
-    # --- writing -------------------------------------------------------------------
+    # --- write → ack -----------------------------------------------------------------
     async def _flush(self, batch: Batch) -> None:
+        """Store the batch; dead-letter the spans the database refused or that could not be
+        decoded; acknowledge the entries completed in it. An entry with a span that failed
+        for an unexpected reason is not acknowledged: its failure count goes up and it is
+        read again (its stored spans are then skipped as duplicates)."""
+        refused = await self.store.write(batch.units) if batch.units else []
+        if refused:
+            owner = {id(unit): entry for unit, entry in zip(batch.units, batch.owners)}
+            for unit, error in refused:
+                entry = owner[id(unit)]
+                if isinstance(error, Unexpected) and not await self._exhausted(entry):
+                    entry.failed = True
+                    continue
+                await self._dead_letter_span(entry, unit.source.request_body(), str(error), "rejected")
+        for entry, bad in batch.bad:
+            await self._dead_letter_span(entry, bad.source.request_body(), bad.reason, "undecodable")
+        if batch.done:
+            done = [e.delivery for e in batch.done if not e.failed]
+            released = [e.delivery for e in batch.done if e.failed]
+            self._held.difference_update((d.shard, d.entry_id) for d in released)  # read again by the lost-entry sweep
+            await self._ack(done)
+
+    async def _exhausted(self, entry: Entry) -> bool:
         try:
-            await self._store(batch.rows, len(batch.deliveries))
-        except DataRejected as exc:
-            log.warning("batch rejected by the database, writing entries one by one", error=str(exc))
-            await self._flush_one_by_one(batch)
-            return
-        await self._ack(batch.deliveries)
+            count = await self.failures.record(entry.delivery)
+        except Exception as exc:  # Redis down: not counted this time; the entry is read again
+            metrics.REDIS_ERRORS.labels("failures").inc()
+            log.warning("cannot count a failure", error=str(exc))
+            return False
+        log.warning("entry failed to be written", entry_id=entry.delivery.entry_id.decode(), failures=count)
+        return self.failures.exhausted(count)
 
-    async def _flush_one_by_one(self, batch: Batch) -> None:
-        for delivery in batch.deliveries:
-            try:
-                await self._store(decode(parse(delivery).body), 1)
-            except DataRejected as exc:
-                await self._dead_letter(delivery, f"rejected by the database: {exc}", "rejected")
-                continue
-            await self._ack([delivery])
-
-    async def _store(self, rows: Rows, entries: int) -> None:
-        """Write until committed; raises DataRejected when the rows themselves are refused."""
-        backoff = BACKOFF_START
-        while True:
-            try:
-                await self._write(rows, entries)
-                return
-            except DATA_ERRORS as exc:
-                metrics.DB_ERRORS.labels("data").inc()
-                raise DataRejected(str(exc).strip()) from exc
-            except (psycopg.Error, OSError) as exc:
-                self.db_error = str(exc).strip() or type(exc).__name__
-                metrics.DB_ERRORS.labels("unavailable").inc()
-                metrics.WRITE_RETRIES.inc()
-                log.warning("database write failed, batch kept for retry", error=self.db_error, retry_in=backoff)
-                await self._drop_connection()
-                # Keep retrying even while stopping: acknowledged data must not be dropped;
-                # the shutdown timeout bounds how long we try.
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
-
-    async def _write(self, rows: Rows, entries: int) -> None:
-        writer = await self._connection()
-        started = time.perf_counter()
-        inserted = await writer.write(rows)
-        metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SPANS.observe(len(rows.spans))
-        metrics.SPANS_WRITTEN.inc(inserted)
-        metrics.SPANS_DUPLICATE.inc(len(rows.spans) - inserted)
-        self.db_error = None
-        log.debug("batch written", spans=len(rows.spans), inserted=inserted, entries=entries)
+    async def _dead_letter_span(self, entry: Entry, body: bytes, error: str, reason: str) -> None:
+        try:
+            await self.dead_letters.span(entry.delivery, body, error, reason)
+        except Exception as exc:  # Redis down: keep the entry unacknowledged; it is read again
+            metrics.REDIS_ERRORS.labels("dead_letter").inc()
+            log.warning("dead-lettering a span failed; its entry stays pending", error=str(exc))
+            entry.failed = True
 
     async def _ack(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
         if self.settings.ack_delay:
             await asyncio.sleep(self.settings.ack_delay)  # fault injection: a window to kill in
         backoff = BACKOFF_START
@@ -298,6 +288,21 @@ class StorageWriter:
                     backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
             self._held.difference_update((d.shard, d.entry_id) for d in deliveries)
+
+    async def touch_held_forever(self) -> None:
+        """Keep the entries this writer holds from looking idle, so that no writer claims
+        them while their batch waits (a database outage longer than CLAIM_IDLE)."""
+        every = max(0.5, min(self.settings.claim_idle / 3, 10.0))
+        while not self.stopping.is_set():
+            try:
+                await asyncio.wait_for(self.stopping.wait(), every)
+            except asyncio.TimeoutError:
+                pass
+            try:
+                if self._held:
+                    await self.consumer.touch(set(self._held))
+            except Exception as exc:  # Redis down: the read loop reports it
+                log.debug("cannot touch held entries", error=str(exc))
 
     # --- background: maintenance and stream statistics -------------------------------
     async def maintain_forever(self) -> None:
@@ -343,8 +348,7 @@ class StorageWriter:
         return None
 
     async def check_redis(self) -> str | None:
-        await self.redis.ping()
-        return None
+        return await redis_writable(self.redis)
 
 
 async def serve(settings: StorageSettings) -> None:
@@ -362,7 +366,8 @@ async def serve(settings: StorageSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, writer.stopping.set)
-    background = [asyncio.create_task(writer.maintain_forever()), asyncio.create_task(writer.report_streams_forever())]
+    background = [asyncio.create_task(writer.maintain_forever()), asyncio.create_task(writer.report_streams_forever()),
+                  asyncio.create_task(writer.touch_held_forever())]
     run = asyncio.create_task(writer.run())
     try:
         stop = asyncio.create_task(writer.stopping.wait())

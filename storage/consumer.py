@@ -3,7 +3,10 @@
 A delivery is one stream entry with the shard it came from. Entries this consumer left
 pending (it restarted under the same name) are read first; entries any consumer left
 pending longer than CLAIM_IDLE are claimed with XAUTOCLAIM. Both kinds are redeliveries,
-so the caller checks their delivery counts against MAX_DELIVERIES.
+so the caller checks their failure counts (storage/failures.py) against MAX_DELIVERIES.
+Entries this writer holds (read, not yet acknowledged) are touched every few seconds
+(XCLAIM … JUSTID to itself, which resets their idle time and counts no delivery), so no
+writer, this one included, claims an entry whose batch is only waiting for the database.
 """
 
 from __future__ import annotations
@@ -105,31 +108,20 @@ class StreamConsumer:
         metrics.ENTRIES_READ.labels("lost").inc(len(lost))
         return lost
 
-    async def claim_stale(self, count: int) -> list[Delivery]:
-        """Entries idle past claim_idle in any consumer's pending list, now ours."""
+    async def claim_stale(self, count: int, held: set[tuple[int, bytes]]) -> list[Delivery]:
+        """Entries idle past claim_idle in any consumer's pending list, now ours; never one
+        this writer already holds (its batch may be waiting out a database outage)."""
         claimed = []
         for key, shard in self._shard_of.items():
             _next, entries, _deleted = await self.redis.xautoclaim(
                 key, GROUP, self.consumer, self.claim_idle_ms, start_id="0-0", count=count
             )
             for entry_id, fields in entries:
-                if fields:
+                if fields and (shard, entry_id) not in held:
                     claimed.append(Delivery(shard, entry_id, fields))
         metrics.CLAIMED.inc(len(claimed))
         metrics.ENTRIES_READ.labels("claimed").inc(len(claimed))
         return claimed
-
-    async def delivery_counts(self, deliveries: list[Delivery]) -> dict[bytes, int]:
-        pipe = self.redis.pipeline(transaction=False)
-        for delivery in deliveries:
-            pipe.xpending_range(
-                self.stream.keys.stream(delivery.shard), GROUP, min=delivery.entry_id, max=delivery.entry_id, count=1
-            )
-        counts: dict[bytes, int] = {}
-        for delivery, info in zip(deliveries, await pipe.execute()):
-            if info:
-                counts[delivery.entry_id] = int(info[0]["times_delivered"])
-        return counts
 
     async def ack(self, deliveries: list[Delivery]) -> None:
         by_shard: dict[int, list[tuple[bytes, int]]] = {}
@@ -139,19 +131,13 @@ class StreamConsumer:
             await self.stream.ack(shard, entries)
         metrics.ENTRIES_ACKED.inc(len(deliveries))
 
-    async def dead_letter(self, delivery: Delivery, error: str, reason: str) -> None:
-        """Copy the entry to the dead-letter stream with the error, then acknowledge it.
-
-        A crash between the two leaves the entry pending: it is dead-lettered again later,
-        so the DLQ may hold it twice but the group never loses it.
-        """
-        fields = dict(delivery.fields)
-        fields[b"error"] = error.encode()
-        fields[b"stream"] = self.stream.keys.stream(delivery.shard).encode()
-        fields[b"entry_id"] = delivery.entry_id
-        await self.redis.xadd(self.stream.keys.dlq, fields)  # type: ignore[arg-type]
-        await self.ack([delivery])
-        metrics.DEAD_LETTERS.labels(reason).inc()
+    async def touch(self, held: set[tuple[int, bytes]]) -> None:
+        """Reset the idle time of the entries this writer holds, so none is claimed away."""
+        by_key: dict[bytes, list[bytes]] = {}
+        for shard, entry_id in held:
+            by_key.setdefault(self.stream.keys.stream(shard).encode(), []).append(entry_id)
+        for key, ids in by_key.items():
+            await self.redis.xclaim(key, GROUP, self.consumer, 0, ids, justid=True)
 
     async def group_stats(self) -> dict[str, tuple[int, int]]:
         """(pending, lag) of group `storage` on each stream; lag needs Redis 7."""

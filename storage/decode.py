@@ -11,14 +11,14 @@ datetime per timestamp cost a quarter of decode time).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from common import genai
 from common.otlp import any_value
@@ -51,6 +51,7 @@ EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "
 LINK_COLUMNS = ("trace_id", "span_id", "span_start_time", "link_index", "linked_trace_id", "linked_span_id",
                 "trace_state", "flags", "attributes", "dropped_attributes_count")
 LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8")
+_START_NS = SPAN_COLUMNS.index("start_time_unix_nano")
 MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
 _NO_LLM = genai.NOT_LLM
@@ -67,6 +68,26 @@ class Rows:
     links: list[tuple[Any, ...]] = field(default_factory=list)
     min_start_ns: int | None = None
     max_start_ns: int | None = None
+
+    def add(self, unit: "SpanRows") -> None:
+        """One span's rows (in the order they came)."""
+        self.spans.append(unit.span)
+        if unit.events:
+            self.events += unit.events
+        if unit.links:
+            self.links += unit.links
+        ns = unit.span[_START_NS]
+        if self.min_start_ns is None or ns < self.min_start_ns:
+            self.min_start_ns = ns
+        if self.max_start_ns is None or ns > self.max_start_ns:
+            self.max_start_ns = ns
+
+    @classmethod
+    def of(cls, units: Iterable["SpanRows"]) -> "Rows":
+        rows = cls()
+        for unit in units:
+            rows.add(unit)
+        return rows
 
     def extend(self, other: "Rows") -> None:
         self.spans += other.spans
@@ -114,81 +135,163 @@ def _attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
     return out
 
 
-def decode(body: bytes) -> Rows:
+def parse_request(body: bytes) -> ExportTraceServiceRequest:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise UndecodableEntry(f"body is not an ExportTraceServiceRequest: {exc}") from None
-    return request_rows(request)
+    return request
+
+
+def decode(body: bytes) -> Rows:
+    """All rows of an entry; UndecodableEntry if the body or any span cannot be decoded."""
+    return request_rows(parse_request(body))
 
 
 def request_rows(request: ExportTraceServiceRequest) -> Rows:
     rows = Rows()
-    spans_out, events_out, links_out = rows.spans, rows.events, rows.links
-    min_ns: int | None = None
-    max_ns: int | None = None
+    for unit in span_units(request):
+        if isinstance(unit, BadSpan):
+            raise UndecodableEntry(unit.reason)
+        rows.add(unit)
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class SpanSource:
+    """Where a span sits in its request, to rebuild a one-span request for a dead letter."""
+
+    resource_spans: ResourceSpans
+    scope_spans: ScopeSpans
+    span: Span
+
+    def request_body(self) -> bytes:
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add(schema_url=self.resource_spans.schema_url)
+        resource_spans.resource.CopyFrom(self.resource_spans.resource)
+        scope_spans = resource_spans.scope_spans.add(schema_url=self.scope_spans.schema_url)
+        scope_spans.scope.CopyFrom(self.scope_spans.scope)
+        scope_spans.spans.append(self.span)
+        return request.SerializeToString()
+
+
+@dataclass(slots=True)
+class SpanRows:
+    """One span's rows (the span, its events and links) and about how many bytes they hold."""
+
+    span: tuple[Any, ...]
+    events: list[tuple[Any, ...]]
+    links: list[tuple[Any, ...]]
+    size: int
+    source: SpanSource
+
+
+@dataclass(frozen=True, slots=True)
+class BadSpan:
+    """A span that cannot be made into rows; the reason names what is wrong, not the content."""
+
+    reason: str
+    source: SpanSource
+
+
+ROW_OVERHEAD = 400  # bytes of a span row beyond its attribute documents: tuple, ids, ints
+
+
+def span_units(request: ExportTraceServiceRequest) -> Iterator[SpanRows | BadSpan]:
+    """The request's spans one at a time, so that a caller can take them in bounded parts
+    and a span that cannot be decoded is set apart without its neighbours."""
     for resource_spans in request.resource_spans:
-        resource = _attributes(resource_spans.resource.attributes)
-        service = resource.get("service.name")
-        service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
-        resource_json = _json(resource)
+        try:
+            resource = _attributes(resource_spans.resource.attributes)
+            service = resource.get("service.name")
+            service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
+            resource_json = _json(resource)
+        except Exception as exc:  # content of this resource: all its spans are set apart
+            reason = f"resource attributes cannot be decoded ({type(exc).__name__})"
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    yield BadSpan(reason, SpanSource(resource_spans, scope_spans, span))
+            continue
         for scope_spans in resource_spans.scope_spans:
             scope_name = _text(scope_spans.scope.name)
             scope_version = _text(scope_spans.scope.version)
             for span in scope_spans.spans:
-                trace_id = span.trace_id
-                span_id = span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8:
-                    raise UndecodableEntry(
-                        f"span {span.name!r} has a {len(trace_id)}-byte trace id and a {len(span_id)}-byte span id"
-                    )
-                start = span.start_time_unix_nano
-                end = max(span.end_time_unix_nano, start)
-                if end > MAX_UNIX_NANO:
-                    raise UndecodableEntry(f"span {span.name!r} has a time past year 2262 ({end} ns), beyond a bigint")
-                if min_ns is None or start < min_ns:
-                    min_ns = start
-                if max_ns is None or start > max_ns:
-                    max_ns = start
-                start_time = pg_micros(start)
-                attrs = _attributes(span.attributes)
-                # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
-                llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
-                status = span.status
-                spans_out.append((
-                    trace_id, span_id, span.parent_span_id or None, _text(span.trace_state), span.flags,
-                    _text(span.name) or "", span.kind, status.code, _text(status.message),
-                    service_name, scope_name, scope_version, start, end,
-                    llm.provider, llm.operation, llm.request_model, llm.response_model,
-                    llm.input_tokens, llm.output_tokens, llm.total_tokens, llm.cache_read_tokens,
-                    llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
-                    llm.cost_total_usd, resource_json, _json(attrs), span.dropped_attributes_count,
-                    span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
-                ))
-                if span.events:
-                    _event_rows(events_out, trace_id, span_id, start_time, span.events)
-                if span.links:
-                    _link_rows(links_out, trace_id, span_id, start_time, span.links)
-    rows.min_start_ns, rows.max_start_ns = min_ns, max_ns
-    return rows
+                source = SpanSource(resource_spans, scope_spans, span)
+                try:
+                    yield _span_rows(span, service_name, scope_name, scope_version, resource_json, source)
+                except UndecodableEntry as exc:
+                    yield BadSpan(str(exc), source)
+                except Exception as exc:  # anything else raised by one span's content is that span's
+                    yield BadSpan(f"span cannot be decoded ({type(exc).__name__})", source)
+
+
+def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_version: str | None,
+               resource_json: bytes, source: SpanSource) -> SpanRows:
+    trace_id = span.trace_id
+    span_id = span.span_id
+    if len(trace_id) != 16 or len(span_id) != 8:
+        raise UndecodableEntry(f"span has a {len(trace_id)}-byte trace id and a {len(span_id)}-byte span id")
+    start = span.start_time_unix_nano
+    end = max(span.end_time_unix_nano, start)
+    if end > MAX_UNIX_NANO:
+        raise UndecodableEntry(f"span has a time past year 2262 ({end} ns), beyond a bigint")
+    start_time = pg_micros(start)
+    attrs = _attributes(span.attributes)
+    # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
+    llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
+    status = span.status
+    attributes_json = _json(attrs)
+    parent = span.parent_span_id
+    row = (
+        trace_id, span_id, parent if parent and parent != ZERO_SPAN else None, _text(span.trace_state), span.flags,
+        _text(span.name) or "", span.kind, status.code, _text(status.message),
+        service_name, scope_name, scope_version, start, end,
+        llm.provider, llm.operation, llm.request_model, llm.response_model,
+        llm.input_tokens, llm.output_tokens, llm.total_tokens, llm.cache_read_tokens,
+        llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
+        llm.cost_total_usd, resource_json, attributes_json, span.dropped_attributes_count,
+        span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
+    )
+    size = ROW_OVERHEAD + len(attributes_json)
+    events: list[tuple[Any, ...]] = _NONE
+    links: list[tuple[Any, ...]] = _NONE
+    if span.events:
+        events = []
+        size += _event_rows(events, trace_id, span_id, start_time, span.events)
+    if span.links:
+        links = []
+        size += _link_rows(links, trace_id, span_id, start_time, span.links)
+    return SpanRows(row, events, links, size, source)
+
+
+_NONE: list[tuple[Any, ...]] = []  # shared and never appended to: most spans have no events or links
+ZERO_SPAN = bytes(8)
 
 
 def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
-                events: Iterable[Span.Event]) -> None:
+                events: Iterable[Span.Event]) -> int:
+    size = 0
     for index, event in enumerate(events):
         if event.time_unix_nano > MAX_UNIX_NANO:
-            raise UndecodableEntry(f"event {event.name!r} has a time past year 2262, beyond a bigint")
+            raise UndecodableEntry(f"event {index} has a time past year 2262, beyond a bigint")
+        attributes = _json(_attributes(event.attributes))
+        size += ROW_OVERHEAD + len(attributes) + len(event.name)
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
-            _text(event.name) or "", _json(_attributes(event.attributes)), event.dropped_attributes_count,
+            _text(event.name) or "", attributes, event.dropped_attributes_count,
         ))
+    return size
 
 
 def _link_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, start_time: int,
-               links: Iterable[Span.Link]) -> None:
+               links: Iterable[Span.Link]) -> int:
+    size = 0
     for index, link in enumerate(links):
+        attributes = _json(_attributes(link.attributes))
+        size += ROW_OVERHEAD + len(attributes)
         out.append((
             trace_id, span_id, start_time, index, link.trace_id, link.span_id, _text(link.trace_state),
-            link.flags, _json(_attributes(link.attributes)), link.dropped_attributes_count,
+            link.flags, attributes, link.dropped_attributes_count,
         ))
+    return size

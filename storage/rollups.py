@@ -3,7 +3,7 @@
 The writer calls `upsert` in the transaction that inserted the spans, with only the rows
 that transaction really inserted, so a redelivered span is never counted twice and the two
 tiers always hold the same spans. (With TimescaleDB both are continuous aggregates and
-nothing here runs.) The bucket, model and error rules are the continuous aggregates': a UTC
+nothing here runs.) Sums are held at the bigint maximum instead of overflowing. The bucket, model and error rules are the continuous aggregates': a UTC
 minute or hour, coalesce(request model, response model), status code 2.
 """
 
@@ -43,14 +43,24 @@ INSERT INTO {relation} AS r (bucket, service_name, model, provider, span_count, 
 SELECT * FROM unnest(%b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::int8[], %b::int8[],
                      %b::int8[], %b::int8[], %b::numeric[], %b::int8[], %b::int8[])
 ON CONFLICT (bucket, service_name, model, provider) DO UPDATE SET
-    span_count = r.span_count + excluded.span_count,
-    error_count = r.error_count + excluded.error_count,
-    input_tokens = r.input_tokens + excluded.input_tokens,
-    output_tokens = r.output_tokens + excluded.output_tokens,
+    span_count = {span_count},
+    error_count = {error_count},
+    input_tokens = {input_tokens},
+    output_tokens = {output_tokens},
     cost_usd = r.cost_usd + excluded.cost_usd,
-    duration_sum_ns = r.duration_sum_ns + excluded.duration_sum_ns,
+    duration_sum_ns = {duration_sum_ns},
     duration_max_ns = greatest(r.duration_max_ns, excluded.duration_max_ns)
 """
+INT8_MAX = 2**63 - 1
+
+
+def _saturating(column: str) -> str:
+    """r.column + excluded.column, held at the bigint maximum instead of failing: one
+    overflowing bucket would otherwise refuse every later span of its service and model."""
+    return f"least(r.{column}::numeric + excluded.{column}, {INT8_MAX})::bigint"
+
+
+_SUMS = {c: _saturating(c) for c in ("span_count", "error_count", "input_tokens", "output_tokens", "duration_sum_ns")}
 # (bucket in microseconds since 2000-01-01 UTC, service, model, provider) ->
 # [span_count, error_count, input_tokens, output_tokens, cost_usd, duration_sum_ns, duration_max_ns]
 Groups = dict[tuple[Any, ...], list[Any]]
@@ -95,8 +105,13 @@ def fold(groups: Groups, width_us: int) -> Groups:
 
 def rows(groups: Groups) -> list[list[Any]]:
     """Rollup rows (bucket as a datetime) in key order."""
-    return [[_PG_EPOCH + timedelta(microseconds=key[0]), *key[1:], *values]
+    return [[_PG_EPOCH + timedelta(microseconds=key[0]), *key[1:], *_capped(values)]
             for key, values in sorted(groups.items(), key=_order)]
+
+
+def _capped(values: list[Any]) -> list[Any]:
+    """Python's sums do not overflow, a bigint does: hold them at its maximum, as the upsert does."""
+    return [v if isinstance(v, Decimal) or v <= INT8_MAX else INT8_MAX for v in values]
 
 
 def _order(item: tuple[tuple[Any, ...], list[Any]]) -> tuple[Any, ...]:
@@ -110,5 +125,5 @@ async def upsert(conn: psycopg.AsyncConnection, spans: list[tuple[Any, ...]]) ->
     for relation, width_us in TIERS:
         groups = fold(groups, width_us)
         if groups:
-            statement = sql.SQL(_UPSERT).format(relation=sql.Identifier(relation))
+            statement = sql.SQL(_UPSERT).format(relation=sql.Identifier(relation), **{k: sql.SQL(v) for k, v in _SUMS.items()})
             await conn.execute(statement, [list(column) for column in zip(*rows(groups))])

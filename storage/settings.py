@@ -24,10 +24,11 @@ class RetentionSettings:
 class StorageSettings(LogSettings, RedisSettings, ServiceSettings, MigrationSettings, RetentionSettings):
     run_migrations: bool = env("RUN_MIGRATIONS", False, "Apply pending migrations when the writer starts, as `observatory migrate up` does (creates the database, sets the roles' passwords from their DSNs)")
     batch_size: int = env("BATCH_SIZE", 5000, "Most spans per database write. A batch is written when it reaches this size, FLUSH_INTERVAL after its first span, or as soon as the database side is free (group commit), so it only grows this large under load", minimum=1)
+    batch_max_bytes: int = env("BATCH_MAX_BYTES", 64 * 1024 * 1024, "Most bytes of rows (attribute documents and about 400 bytes per row) one batch holds; a larger entry is written in parts, each its own transaction, and acknowledged after the last", minimum=1024)
     flush_interval: float = env("FLUSH_INTERVAL", 1.0, "Most seconds a partial batch waits while the previous batch is still being written", minimum=0.01)
     consumer_name: str = env("CONSUMER_NAME", "", "This writer's name in the consumer group (default: hostname-pid)")
     claim_idle: float = env("CLAIM_IDLE", 60.0, "Seconds an entry may sit unacknowledged in another consumer's pending list before this writer claims it", minimum=1)
-    max_deliveries: int = env("MAX_DELIVERIES", 5, "Deliveries after which an entry that keeps failing goes to the dead-letter stream", minimum=1)
+    max_deliveries: int = env("MAX_DELIVERIES", 5, "Failed writes of an entry, for a reason of its own (not a database outage or a restart), after which it goes to the dead-letter stream", minimum=1)
     storage_metrics_port: int = env("STORAGE_METRICS_PORT", 9092, "Port of the writer's /metrics, /health and /ready", minimum=1)
     ack_delay: float = env("ACK_DELAY", 0.0, "Fault-injection tests only: seconds to wait between commit and XACK (leave 0)", minimum=0)
 

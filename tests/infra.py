@@ -37,6 +37,7 @@ class PrivateRedis:
 
     directory: Path
     appendfsync: str | None = None
+    extra: tuple[str, ...] = ()  # more redis-server arguments, e.g. ("--maxmemory", "25mb")
     port: int = 0
     proc: subprocess.Popen | None = None
 
@@ -54,7 +55,7 @@ class PrivateRedis:
             "--appendonly", "yes", "--appendfsync", self.appendfsync]
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), *persistence,
-             "--save", "", "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
+             "--save", "", "--daemonize", "no", "--logfile", str(self.directory / "redis.log"), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis_sync.Redis(port=self.port, socket_timeout=1)

@@ -79,6 +79,17 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 5
         return exc.code, exc.read()
 
 
+def http_post(url: str, body: bytes, content_type: str = "application/x-protobuf",
+              timeout: float = 30.0) -> tuple[int, dict[str, str], bytes]:
+    """POST a body; (status, headers, body) whatever the status."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
 class OtlpEndpoints:
     """The OTLP addresses of a collector on 127.0.0.1; the subclass holds its two ports."""
 

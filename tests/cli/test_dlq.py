@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from cli.loadgen import Profile, TraceFactory, plan
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.consumer import StreamConsumer
+from storage.deadletter import DeadLetters
 from tests.cli.conftest import Cli, query
 from tests.conftest import REDIS_URL, Database
 from tests.support import ServiceProcess, free_port, service_env, wait_for
@@ -24,7 +25,7 @@ def _request_body(spans: int, seed: int) -> bytes:
 
 
 async def _dead_letter(prefix: str, body: bytes, spans: int, error: str) -> None:
-    """Publish an entry and dead-letter it the way the writer does (storage.consumer)."""
+    """Publish an entry and dead-letter it the way the writer does (storage.deadletter)."""
     redis = Redis.from_url(REDIS_URL)
     try:
         stream = SpanStream(redis, StreamKeys(prefix))
@@ -32,7 +33,7 @@ async def _dead_letter(prefix: str, body: bytes, spans: int, error: str) -> None
         await stream.publish(0, StreamEntry(body=body, spans=spans, received_ns=time.time_ns()))
         consumer = StreamConsumer(redis, stream, "test-writer", 60_000)
         (delivery,) = await consumer.read(count=1, block_ms=1000)
-        await consumer.dead_letter(delivery, error, "test")
+        await DeadLetters(redis, stream, consumer).entry(delivery, error, "test")
     finally:
         await redis.aclose()
 
@@ -98,7 +99,7 @@ def test_replay_all_moves_every_entry_a_page_at_a_time_and_counts_the_backlog(
     outcome = cli("dlq", "replay", "--all")
     assert outcome.code == 0 and "replayed 5 dead letter(s)" in outcome.out
     assert dlq_ids(cli, redis_client) == []
-    assert redis_client.xlen(f"{prefix}otlp:spans:0") == 10  # five originals (acknowledged) and five replays
+    assert redis_client.xlen(f"{prefix}otlp:spans:0") == 5  # the five replays; the acknowledged originals left the stream
     assert redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"50"
 
 

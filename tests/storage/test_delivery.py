@@ -15,6 +15,8 @@ import psycopg
 import pytest
 import redis as redis_sync
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from common.stream import StreamKeys
 from tests.conftest import Database
 from tests.storage.support import Publisher, pending, publish_traces, request, span_counts, trace_ids, writer_process
@@ -106,6 +108,7 @@ def test_poison_entries_go_to_the_dead_letter_stream_and_the_rest_is_stored(
     for fields in poison.values():
         publisher.publish_raw(0, fields)
     total += publish_traces(publisher, entries=3)
+    total += 2  # the bad-ids entry's other two spans are stored; only its bad span is set apart
     started.append(writer_process(fresh_database, redis_prefix, tmp_path).start())
 
     wait_for(lambda: redis_client.xlen(keys.dlq) == 3 and pending(redis_client, keys) == 0, 30, 0.1, "3 dead letters")
@@ -114,10 +117,17 @@ def test_poison_entries_go_to_the_dead_letter_stream_and_the_rest_is_stored(
     errors = sorted(letters)
     assert any("not an ExportTraceServiceRequest" in e for e in errors)
     assert any("version 2 is not supported" in e for e in errors)
-    assert any("2-byte span id" in e for e in errors)
+    (span_error,) = [e for e in errors if "2-byte span id" in e]
     for fields in letters.values():
         assert fields[b"stream"] == keys.stream(0).encode() and fields[b"entry_id"]
-        assert fields[b"body"] in {f["body"] for f in poison.values()}  # the original entry, kept for replay
+    for error in errors:  # whole entries are kept as they were, for replay
+        if error != span_error:
+            assert letters[error][b"body"] in {f["body"] for f in poison.values()}
+    # The bad span alone, with its resource and scope: replaying it cannot bring its neighbours back twice.
+    alone = ExportTraceServiceRequest.FromString(letters[span_error][b"body"])
+    assert [s.span_id for s in alone.resource_spans[0].scope_spans[0].spans] == [b"\x01\x02"]
+    assert alone.resource_spans[0].resource == bad_ids.resource_spans[0].resource
+    assert letters[span_error][b"spans"] == b"1"
     assert started[0].metric("observatory_storage_dead_letters_total", 'reason="undecodable"') == 3
 
 
@@ -135,7 +145,8 @@ def test_two_writers_on_four_shards_store_every_span_once(
     # One trace per entry, so entries spread over the four shards by trace id; both writers
     # are blocked in XREADGROUP while they arrive, so the group hands entries to each.
     total = publish_traces(publisher, entries=300, traces_per_entry=1)
-    assert all(redis_client.xlen(keys.stream(s)) > 30 for s in range(4))
+    # (entries-added, not XLEN: acknowledged entries leave the stream)
+    assert all(redis_client.xinfo_stream(keys.stream(s))["entries-added"] > 30 for s in range(4))
     wait_for(lambda: pending(redis_client, keys) == 0 and span_counts(fresh_database.admin_dsn)[0] >= total,
              60, 0.1, "both writers to drain four shards")
     assert span_counts(fresh_database.admin_dsn) == (total, total)
