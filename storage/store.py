@@ -19,6 +19,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -67,6 +68,8 @@ class Store:
     connect: Callable[[], "asyncio.Future[SpanWriter] | object"]
     stopping: asyncio.Event
     db_error: str | None = None
+    rows_of: Callable[[Sequence[Any]], Any] = Rows.of  # units → the writer's rows (storage/signals.py)
+    signal: str = "traces"
 
     def __post_init__(self) -> None:
         self._writer: SpanWriter | None = None
@@ -78,7 +81,7 @@ class Store:
 
     async def _write_or_refuse(self, units: Sequence[SpanRows]) -> None:
         """One transaction; Refused for the rows' fault; outages retried here until it commits."""
-        rows = Rows.of(units)
+        rows = self.rows_of(units)
         backoff = BACKOFF_START
         while True:
             try:
@@ -108,15 +111,19 @@ class Store:
                 await self.close()
                 raise Unexpected(f"{type(exc).__name__} while writing") from exc
 
-    async def _write(self, rows: Rows) -> None:
+    async def _write(self, rows: Any) -> None:
         if self._writer is None or self._writer.conn.closed:
             self._writer = await self.connect()  # type: ignore[misc]
         started = time.perf_counter()
         inserted = await self._writer.write(rows)
         metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SPANS.observe(len(rows.spans))
-        metrics.SPANS_WRITTEN.inc(inserted)
-        metrics.SPANS_DUPLICATE.inc(len(rows.spans) - inserted)
+        if self.signal == "traces":
+            metrics.BATCH_SPANS.observe(len(rows.spans))
+            metrics.SPANS_WRITTEN.inc(inserted)
+            metrics.SPANS_DUPLICATE.inc(len(rows.spans) - inserted)
+        else:
+            metrics.ITEMS_WRITTEN.labels(self.signal).inc(inserted)
+            metrics.ITEMS_DUPLICATE.labels(self.signal).inc(len(rows) - inserted)
         self.db_error = None
 
     async def _recover(self) -> None:

@@ -17,6 +17,7 @@ from storage.maintenance import maintain
 from storage.migrations import Migrator
 from storage.settings import RetentionSettings
 from storage.writer import SpanWriter
+from tests.cli.conftest import SHIPPED
 from tests.conftest import Database, create_database, drop_database
 from tests.storage.support import NOW_NS, request, trace_ids
 
@@ -58,6 +59,7 @@ def test_span_tables_are_daily_hypertables_compressed_by_service(tsdb: Database)
         dims = conn.execute("""SELECT hypertable_name, column_name, time_interval FROM timescaledb_information.dimensions
                                ORDER BY 1""").fetchall()
         assert [(d[0], d[1], d[2].days) for d in dims if not d[0].startswith("_")] == [
+            ("logs", "time", 1), ("metric_points", "time", 1),
             ("span_events", "span_start_time", 1), ("span_links", "span_start_time", 1), ("spans", "start_time", 1)]
         segment = conn.execute("""SELECT attname FROM timescaledb_information.compression_settings
                                   WHERE hypertable_name = 'spans' AND segmentby_column_index = 1""").fetchone()
@@ -160,10 +162,10 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
 
 def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
     with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
-        assert len(migrator.down()) == 1
-        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
-                            ).fetchone() == (None, None, None)
-        assert len(migrator.up()) == 1
+        assert len(migrator.down(steps=None)) == len(SHIPPED)
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h'),"
+                            " to_regclass('logs'), to_regclass('metric_points')").fetchone() == (None,) * 5
+        assert len(migrator.up()) == len(SHIPPED)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)
