@@ -11,13 +11,14 @@ import orjson
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from api import queries, serialize, specs, trace_search, tree
+from api import logs, metric_series, queries, serialize, specs, trace_search, tree
 from api.cache import AnswerCache
 from api.params import Param, body_values, parse, query_values
 from api.problems import Problem, bad_parameter, not_found
 from api.settings import ApiSettings
 from api.usage import usage
 from api.window import Window, check_limit, encode_cursor, page, window
+from common import genai_events
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
@@ -28,6 +29,8 @@ OPENAPI = web.AppKey("openapi", bytes)
 PREFIX = "/api/v1"
 MAX_BUCKETS = 10_080  # a week of minutes
 MAX_BODY = 64 * 1024
+MAX_SPAN_LOGS = 1000  # log records shown with one span
+_ALL_TIME = Window(0, 2**63 - 1000)  # every time a record can have
 
 
 def json_answer(body: Any, status: int = 200) -> web.Response:
@@ -47,27 +50,34 @@ async def get_trace(request: web.Request) -> web.Response:
     trace_id = _path_id(request, "trace_id", 16)
     _query(request, ())
     async with request.app[POOL].connection() as conn:
-        rows, events, links = await queries.trace(conn, trace_id)
+        rows, events, links, records = await queries.trace(conn, trace_id)
     if not rows:
         raise not_found(f"no trace with id {trace_id.hex()}")
     ordered = tree.tree_order(rows)
     summary = tree.summary(ordered)
     start_ns, end_ns = summary.pop("start_ns"), summary.pop("end_ns")
+    span_ids = {bytes(row["span_id"]) for row in rows}
     return json_answer({
         "trace_id": trace_id.hex(),
         "summary": {**summary, **serialize.times(start_ns, end_ns)},
         "span_count": len(rows),
-        "spans": [_full_span(row, depth, events, links) for depth, row in ordered],
+        "spans": [_full_span(row, depth, events, links, records) for depth, row in ordered],
+        # Records of this trace that name no span of it (no span id, or a span not stored).
+        "logs": [logs.record(r) for r in records if not r["span_id"] or bytes(r["span_id"]) not in span_ids],
     })
 
 
-def _full_span(row: dict[str, Any], depth: int | None, events: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, Any]:
+def _full_span(row: dict[str, Any], depth: int | None, events: list[dict[str, Any]], links: list[dict[str, Any]],
+               records: list[dict[str, Any]]) -> dict[str, Any]:
     span_id = bytes(row["span_id"])
     answer = serialize.span(row)
     if depth is not None:
         answer["depth"] = depth
     answer["events"] = [serialize.event(e) for e in events if bytes(e["span_id"]) == span_id]
     answer["links"] = [serialize.link(link) for link in links if bytes(link["span_id"]) == span_id]
+    answer["logs"] = [logs.record(r) for r in records if r["span_id"] and bytes(r["span_id"]) == span_id]
+    # GenAI content in one shape wherever the SDK put it: span attributes, span events, log records.
+    answer["messages"] = genai_events.span_messages(answer["attributes"], answer["events"], answer["logs"])
     return answer
 
 
@@ -109,7 +119,9 @@ async def get_span(request: web.Request) -> web.Response:
         if len({bytes(r["trace_id"]) for r in rows}) > 1:
             raise Problem(409, "Ambiguous span id", f"span id {span_id.hex()} is in several traces; give trace_id")
         events, links = await queries.events_and_links(conn, bytes(rows[0]["trace_id"]), span_id)
-    return json_answer(_full_span(rows[0], None, events, links))
+        records = await logs.search(conn, {"trace_id": bytes(rows[0]["trace_id"]), "span_id": span_id, "sort": "time"},
+                                    _ALL_TIME, None, MAX_SPAN_LOGS)
+    return json_answer(_full_span(rows[0], None, events, links, records[:MAX_SPAN_LOGS]))
 
 
 async def search_spans(request: web.Request) -> web.Response:
@@ -139,6 +151,35 @@ async def _span_search(request: web.Request, values: dict[str, Any]) -> web.Resp
         "spans", [serialize.span(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last["start_time_unix_nano"], bytes(last["trace_id"]).hex(), bytes(last["span_id"]).hex()],
     )
+
+
+async def search_logs(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.LOG_SEARCH, attrs=True)
+    limit = check_limit(values, settings.max_limit)
+    span, after = page(values, settings.default_window, settings.max_search_window, (int, str))
+    async with request.app[POOL].connection() as conn:
+        rows = await logs.search(conn, values, span, after, limit)
+    return _page_answer(
+        "logs", [logs.record(r) for r in rows[:limit]], rows, limit, values, span,
+        lambda last: [last["time_unix_nano"], bytes(last["record_id"]).hex()],
+    )
+
+
+async def get_metric_series(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.METRIC_SERIES, attrs=True)
+    if values["name"] is None:
+        raise bad_parameter("name", "is required: the metric's name")
+    span = window(values, settings.default_window, settings.max_usage_window)
+    width = specs.BUCKETS[values["bucket"]]
+    if span.seconds / width > MAX_BUCKETS:
+        raise bad_parameter("bucket", f"this window holds more than {MAX_BUCKETS} buckets of {values['bucket']}; use a wider bucket")
+    async with request.app[POOL].connection() as conn:
+        rows = await metric_series.points(conn, values, span)
+    found = metric_series.series(rows, values["aggregation"], span, width * 1_000_000_000)
+    return json_answer({"window": serialize.window(span.start_ns, span.end_ns), "name": values["name"], "bucket": values["bucket"],
+                        "aggregation": values["aggregation"], **found})
 
 
 async def _cached(request: web.Request, compute: Callable[[], Awaitable[Any]]) -> web.Response:
@@ -235,6 +276,8 @@ ROUTES = (
     Route("GET", "/spans/{span_id}", get_span, "traces", specs.SPAN_BY_ID, "One span with its events and links", "SpanDetail"),
     Route("GET", "/spans", search_spans, "traces", specs.SPAN_SEARCH, "Span search, keyset-paged; attr.KEY=VALUE filters by attribute", "SpanPage", attrs=True),
     Route("POST", "/query", post_query, "traces", specs.SPAN_SEARCH, "Span search with the parameters of GET /spans as a JSON body", "SpanPage", attrs=True),
+    Route("GET", "/logs", search_logs, "traces", specs.LOG_SEARCH, "Log record search, keyset-paged; attr.KEY=VALUE filters by attribute", "LogPage", attrs=True),
+    Route("GET", "/metric-series", get_metric_series, "usage", specs.METRIC_SERIES, "A metric's series over time, aggregated per bucket; attr.KEY=VALUE filters by attribute", "MetricSeries", attrs=True),
     Route("GET", "/metrics", get_usage, "usage", specs.USAGE, "LLM usage over time: requests, errors, latency, tokens, cost", "Usage", cached=True),
     Route("GET", "/services", get_services, "usage", specs.INVENTORY, "Services with spans in a window", "Services", cached=True),
     Route("GET", "/models", get_models, "usage", specs.INVENTORY, "LLM models used in a window", "Models", cached=True),
