@@ -65,7 +65,11 @@ def _conventional(messages: Any, direction: str, source: str) -> list[dict[str, 
         if not isinstance(message, dict):
             out.append({"role": None, "parts": _parts(message), "direction": direction, "source": source})
             continue
-        entry: dict[str, Any] = {"role": message.get("role"), "parts": _parts(message.get("parts")), "direction": direction, "source": source}
+        role = message.get("role")
+        # A system prompt is "system" however it came: in gen_ai.system_instructions, as a
+        # system-role input message, or as a gen_ai.system.message event.
+        entry: dict[str, Any] = {"role": role, "parts": _parts(message.get("parts")),
+                                 "direction": "system" if role == "system" else direction, "source": source}
         if message.get("finish_reason") is not None:
             entry["finish_reason"] = message["finish_reason"]
         out.append(entry)
