@@ -37,7 +37,8 @@ from common.settings import load
 from common.stream import SpanStream, StreamKeys
 from storage import metrics
 from storage.batch import Batch, Entry, OpenEntry
-from storage.consumer import Delivery, StreamConsumer
+from storage.consumer import Delivery, StreamConsumer, parse
+from storage.decode import Where
 from storage.deadletter import DeadLetters
 from storage.failures import FailureCounts
 from storage.maintenance import maintain_async
@@ -68,7 +69,7 @@ class StorageWriter:
         self.failures = FailureCounts(redis, self.stream.keys, settings.max_deliveries)
         self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
         self.stopping = stopping if stopping is not None else asyncio.Event()
-        self.store = Store(self._connect, self.stopping, rows_of=storage.rows_of, signal=storage.signal.name)
+        self.store = Store(self._connect, rows_of=storage.rows_of, signal=storage.signal.name)
         self._last_claim = 0.0
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
@@ -247,9 +248,9 @@ class StorageWriter:
                 if isinstance(error, Unexpected) and not await self._exhausted(entry):
                     entry.failed = True
                     continue
-                await self._dead_letter_span(entry, unit.source.request_body(), str(error), "rejected")
+                await self._dead_letter_span(entry, unit.where, str(error), "rejected")
         for entry, bad in batch.bad:
-            await self._dead_letter_span(entry, bad.source.request_body(), bad.reason, "undecodable")
+            await self._dead_letter_span(entry, bad.where, bad.reason, "undecodable")
         if batch.done:
             done = [e.delivery for e in batch.done if not e.failed]
             released = [e.delivery for e in batch.done if e.failed]
@@ -266,8 +267,9 @@ class StorageWriter:
         log.warning("entry failed to be written", entry_id=entry.delivery.entry_id.decode(), failures=count)
         return self.failures.exhausted(count)
 
-    async def _dead_letter_span(self, entry: Entry, body: bytes, error: str, reason: str) -> None:
+    async def _dead_letter_span(self, entry: Entry, where: Where, error: str, reason: str) -> None:
         try:
+            body = self.storage.item_request(parse(entry.delivery).body, where)
             await self.dead_letters.span(entry.delivery, body, error, reason)
         except Exception as exc:  # Redis down: keep the entry unacknowledged; it is read again
             metrics.REDIS_ERRORS.labels("dead_letter").inc()

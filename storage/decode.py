@@ -18,7 +18,7 @@ import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from common import genai
 from common.otlp import any_value
@@ -158,22 +158,23 @@ def request_rows(request: ExportTraceServiceRequest) -> Rows:
     return rows
 
 
-@dataclass(frozen=True, slots=True)
-class SpanSource:
-    """Where a span sits in its request, to rebuild a one-span request for a dead letter."""
+Where = tuple[int, int, int]  # (resource_spans, scope_spans, span) index of a span in its request
 
-    resource_spans: ResourceSpans
-    scope_spans: ScopeSpans
-    span: Span
 
-    def request_body(self) -> bytes:
-        request = ExportTraceServiceRequest()
-        resource_spans = request.resource_spans.add(schema_url=self.resource_spans.schema_url)
-        resource_spans.resource.CopyFrom(self.resource_spans.resource)
-        scope_spans = resource_spans.scope_spans.add(schema_url=self.scope_spans.schema_url)
-        scope_spans.scope.CopyFrom(self.scope_spans.scope)
-        scope_spans.spans.append(self.span)
-        return request.SerializeToString()
+def span_request(body: bytes, where: Where) -> bytes:
+    """A request holding only the span at `where` of the request in `body`, with its
+    resource and scope: the body of that span's dead letter. Parsed again from the entry's
+    body (rarely needed), so that batches do not keep every parsed request alive."""
+    source = parse_request(body)
+    r, s, i = where
+    resource_spans, scope_spans = source.resource_spans[r], source.resource_spans[r].scope_spans[s]
+    request = ExportTraceServiceRequest()
+    target_rs = request.resource_spans.add(schema_url=resource_spans.schema_url)
+    target_rs.resource.CopyFrom(resource_spans.resource)
+    target_ss = target_rs.scope_spans.add(schema_url=scope_spans.schema_url)
+    target_ss.scope.CopyFrom(scope_spans.scope)
+    target_ss.spans.append(scope_spans.spans[i])
+    return request.SerializeToString()
 
 
 @dataclass(slots=True)
@@ -184,7 +185,7 @@ class SpanRows:
     events: list[tuple[Any, ...]]
     links: list[tuple[Any, ...]]
     size: int
-    source: SpanSource
+    where: Where
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +193,7 @@ class BadSpan:
     """A span that cannot be made into rows; the reason names what is wrong, not the content."""
 
     reason: str
-    source: SpanSource
+    where: Where
 
 
 ROW_OVERHEAD = 400  # bytes of a span row beyond its attribute documents: tuple, ids, ints
@@ -201,7 +202,7 @@ ROW_OVERHEAD = 400  # bytes of a span row beyond its attribute documents: tuple,
 def span_units(request: ExportTraceServiceRequest) -> Iterator[SpanRows | BadSpan]:
     """The request's spans one at a time, so that a caller can take them in bounded parts
     and a span that cannot be decoded is set apart without its neighbours."""
-    for resource_spans in request.resource_spans:
+    for r, resource_spans in enumerate(request.resource_spans):
         try:
             resource = _attributes(resource_spans.resource.attributes)
             service = resource.get("service.name")
@@ -209,25 +210,24 @@ def span_units(request: ExportTraceServiceRequest) -> Iterator[SpanRows | BadSpa
             resource_json = _json(resource)
         except Exception as exc:  # content of this resource: all its spans are set apart
             reason = f"resource attributes cannot be decoded ({type(exc).__name__})"
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    yield BadSpan(reason, SpanSource(resource_spans, scope_spans, span))
+            for s, scope_spans in enumerate(resource_spans.scope_spans):
+                for i in range(len(scope_spans.spans)):
+                    yield BadSpan(reason, (r, s, i))
             continue
-        for scope_spans in resource_spans.scope_spans:
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name = _text(scope_spans.scope.name)
             scope_version = _text(scope_spans.scope.version)
-            for span in scope_spans.spans:
-                source = SpanSource(resource_spans, scope_spans, span)
+            for i, span in enumerate(scope_spans.spans):
                 try:
-                    yield _span_rows(span, service_name, scope_name, scope_version, resource_json, source)
+                    yield _span_rows(span, service_name, scope_name, scope_version, resource_json, (r, s, i))
                 except UndecodableEntry as exc:
-                    yield BadSpan(str(exc), source)
+                    yield BadSpan(str(exc), (r, s, i))
                 except Exception as exc:  # anything else raised by one span's content is that span's
-                    yield BadSpan(f"span cannot be decoded ({type(exc).__name__})", source)
+                    yield BadSpan(f"span cannot be decoded ({type(exc).__name__})", (r, s, i))
 
 
 def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_version: str | None,
-               resource_json: bytes, source: SpanSource) -> SpanRows:
+               resource_json: bytes, where: Where) -> SpanRows:
     trace_id = span.trace_id
     span_id = span.span_id
     if len(trace_id) != 16 or len(span_id) != 8:
@@ -262,7 +262,7 @@ def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_vers
     if span.links:
         links = []
         size += _link_rows(links, trace_id, span_id, start_time, span.links)
-    return SpanRows(row, events, links, size, source)
+    return SpanRows(row, events, links, size, where)
 
 
 _NONE: list[tuple[Any, ...]] = []  # shared and never appended to: most spans have no events or links

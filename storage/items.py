@@ -43,7 +43,7 @@ class ItemRows:
 
     row: tuple[Any, ...]
     size: int
-    source: Any  # has request_body(): a request holding only this item
+    where: tuple[int, ...]  # the item's place in its request (for its dead letter's body)
 
 
 @dataclass

@@ -9,12 +9,11 @@ meets its stored rows and adds nothing (storage/table_writer.py).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from storage.decode import MAX_UNIX_NANO, ROW_OVERHEAD, UNKNOWN_SERVICE, BadSpan, UndecodableEntry
 from storage.items import ItemRows, _attributes, digest, json_value, pg_micros, plain, text
@@ -43,24 +42,24 @@ def parse_request(body: bytes) -> ExportLogsServiceRequest:
     return request
 
 
-@dataclass(frozen=True, slots=True)
-class LogSource:
-    resource_logs: ResourceLogs
-    scope_logs: ScopeLogs
-    record: LogRecord
-
-    def request_body(self) -> bytes:
-        request = ExportLogsServiceRequest()
-        resource_logs = request.resource_logs.add(schema_url=self.resource_logs.schema_url)
-        resource_logs.resource.CopyFrom(self.resource_logs.resource)
-        scope_logs = resource_logs.scope_logs.add(schema_url=self.scope_logs.schema_url)
-        scope_logs.scope.CopyFrom(self.scope_logs.scope)
-        scope_logs.log_records.append(self.record)
-        return request.SerializeToString()
+def record_request(body: bytes, where: tuple[int, ...]) -> bytes:
+    """A request holding only the record at `where` (resource, scope, record index) of the
+    request in `body`, with its resource and scope: the body of its dead letter."""
+    source = parse_request(body)
+    r, s, i = where
+    resource_logs = source.resource_logs[r]
+    scope_logs = resource_logs.scope_logs[s]
+    request = ExportLogsServiceRequest()
+    target_resource = request.resource_logs.add(schema_url=resource_logs.schema_url)
+    target_resource.resource.CopyFrom(resource_logs.resource)
+    target_scope = target_resource.scope_logs.add(schema_url=scope_logs.schema_url)
+    target_scope.scope.CopyFrom(scope_logs.scope)
+    target_scope.log_records.append(scope_logs.log_records[i])
+    return request.SerializeToString()
 
 
 def units(request: ExportLogsServiceRequest) -> Iterator[ItemRows | BadSpan]:
-    for resource_logs in request.resource_logs:
+    for r, resource_logs in enumerate(request.resource_logs):
         try:
             resource = _attributes(resource_logs.resource.attributes)
             service = resource.get("service.name")
@@ -69,26 +68,26 @@ def units(request: ExportLogsServiceRequest) -> Iterator[ItemRows | BadSpan]:
             resource_key = resource_logs.resource.SerializeToString()
         except Exception as exc:
             reason = f"resource attributes cannot be decoded ({type(exc).__name__})"
-            for scope_logs in resource_logs.scope_logs:
-                for record in scope_logs.log_records:
-                    yield BadSpan(reason, LogSource(resource_logs, scope_logs, record))  # type: ignore[arg-type]
+            for s, scope_logs in enumerate(resource_logs.scope_logs):
+                for i in range(len(scope_logs.log_records)):
+                    yield BadSpan(reason, (r, s, i))
             continue
-        for scope_logs in resource_logs.scope_logs:
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
             scope = scope_logs.scope
             scope_part = (text(scope.name), text(scope.version), json_value(_attributes(scope.attributes)))
             scope_key = scope.SerializeToString()
-            for record in scope_logs.log_records:
-                source = LogSource(resource_logs, scope_logs, record)
+            for i, record in enumerate(scope_logs.log_records):
+                source = (r, s, i)
                 try:
                     yield _row(record, service_name, resource_json, scope_part, resource_key + scope_key, source)
                 except UndecodableEntry as exc:
-                    yield BadSpan(str(exc), source)  # type: ignore[arg-type]
+                    yield BadSpan(str(exc), source)
                 except Exception as exc:
-                    yield BadSpan(f"log record cannot be decoded ({type(exc).__name__})", source)  # type: ignore[arg-type]
+                    yield BadSpan(f"log record cannot be decoded ({type(exc).__name__})", source)
 
 
 def _row(record: LogRecord, service_name: str, resource_json: bytes, scope: tuple[Any, ...], group_key: bytes,
-         source: LogSource) -> ItemRows:
+         source: tuple[int, int, int]) -> ItemRows:
     observed = record.observed_time_unix_nano
     at = record.time_unix_nano or observed
     if at > MAX_UNIX_NANO or observed > MAX_UNIX_NANO:

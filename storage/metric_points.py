@@ -10,13 +10,11 @@ as JSON, and their trace ids beside as bytea[].
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ResourceMetrics, ScopeMetrics
 
 from storage.decode import MAX_UNIX_NANO, ROW_OVERHEAD, UNKNOWN_SERVICE, BadSpan, UndecodableEntry
 from storage.items import ItemRows, _attributes, digest, json_value, pg_micros, text
@@ -51,31 +49,30 @@ def parse_request(body: bytes) -> ExportMetricsServiceRequest:
     return request
 
 
-@dataclass(frozen=True, slots=True)
-class PointSource:
-    resource_metrics: ResourceMetrics
-    scope_metrics: ScopeMetrics
-    metric: Metric
-    index: int
-
-    def request_body(self) -> bytes:
-        request = ExportMetricsServiceRequest()
-        resource_metrics = request.resource_metrics.add(schema_url=self.resource_metrics.schema_url)
-        resource_metrics.resource.CopyFrom(self.resource_metrics.resource)
-        scope_metrics = resource_metrics.scope_metrics.add(schema_url=self.scope_metrics.schema_url)
-        scope_metrics.scope.CopyFrom(self.scope_metrics.scope)
-        metric = scope_metrics.metrics.add()
-        metric.CopyFrom(self.metric)
-        kind = metric.WhichOneof("data")
-        points = getattr(metric, kind).data_points  # type: ignore[arg-type]
-        keep = points[self.index]
-        del points[:]
-        points.add().CopyFrom(keep)
-        return request.SerializeToString()
+def point_request(body: bytes, where: tuple[int, ...]) -> bytes:
+    """A request holding only the point at `where` (resource, scope, metric, point index) of
+    the request in `body`, with its metric, resource and scope: the body of its dead letter."""
+    source = parse_request(body)
+    r, s, m, i = where
+    resource_metrics = source.resource_metrics[r]
+    scope_metrics = resource_metrics.scope_metrics[s]
+    request = ExportMetricsServiceRequest()
+    target_resource = request.resource_metrics.add(schema_url=resource_metrics.schema_url)
+    target_resource.resource.CopyFrom(resource_metrics.resource)
+    target_scope = target_resource.scope_metrics.add(schema_url=scope_metrics.schema_url)
+    target_scope.scope.CopyFrom(scope_metrics.scope)
+    metric = target_scope.metrics.add()
+    metric.CopyFrom(scope_metrics.metrics[m])
+    points = getattr(metric, metric.WhichOneof("data")).data_points  # type: ignore[arg-type]
+    keep = type(points[i])()
+    keep.CopyFrom(points[i])
+    del points[:]
+    points.append(keep)
+    return request.SerializeToString()
 
 
 def units(request: ExportMetricsServiceRequest) -> Iterator[ItemRows | BadSpan]:
-    for resource_metrics in request.resource_metrics:
+    for r, resource_metrics in enumerate(request.resource_metrics):
         try:
             resource = _attributes(resource_metrics.resource.attributes)
             service = resource.get("service.name")
@@ -83,15 +80,15 @@ def units(request: ExportMetricsServiceRequest) -> Iterator[ItemRows | BadSpan]:
             resource_json = orjson.dumps(resource, option=SORTED)
         except Exception as exc:
             reason = f"resource attributes cannot be decoded ({type(exc).__name__})"
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
+            for s, scope_metrics in enumerate(resource_metrics.scope_metrics):
+                for m, metric in enumerate(scope_metrics.metrics):
                     kind = metric.WhichOneof("data")
                     for index in range(len(getattr(metric, kind).data_points) if kind else 0):
-                        yield BadSpan(reason, PointSource(resource_metrics, scope_metrics, metric, index))  # type: ignore[arg-type]
+                        yield BadSpan(reason, (r, s, m, index))  # type: ignore[arg-type]
             continue
-        for scope_metrics in resource_metrics.scope_metrics:
+        for s, scope_metrics in enumerate(resource_metrics.scope_metrics):
             scope_name, scope_version = text(scope_metrics.scope.name), text(scope_metrics.scope.version)
-            for metric in scope_metrics.metrics:
+            for m, metric in enumerate(scope_metrics.metrics):
                 kind = metric.WhichOneof("data")
                 if kind is None:
                     continue
@@ -103,7 +100,7 @@ def units(request: ExportMetricsServiceRequest) -> Iterator[ItemRows | BadSpan]:
                 series_key = b"\0".join((metric.name.encode(), kind.encode(), metric.unit.encode(), resource_json,
                                          (scope_name or "").encode(), (scope_version or "").encode()))
                 for index, point in enumerate(data.data_points):
-                    source = PointSource(resource_metrics, scope_metrics, metric, index)
+                    source = (r, s, m, index)
                     try:
                         yield _row(kind, point, head, resource_json, scope_name, scope_version, series_key, source)
                     except UndecodableEntry as exc:
@@ -117,7 +114,7 @@ def _optional(point: Any, name: str) -> Any:
 
 
 def _row(kind: str, point: Any, head: tuple[Any, ...], resource_json: bytes, scope_name: str | None,
-         scope_version: str | None, series_key: bytes, source: PointSource) -> ItemRows:
+         scope_version: str | None, series_key: bytes, source: tuple[int, ...]) -> ItemRows:
     at, start = point.time_unix_nano, point.start_time_unix_nano
     if at > MAX_UNIX_NANO or start > MAX_UNIX_NANO:
         raise UndecodableEntry("data point has a time past year 2262, beyond a bigint")

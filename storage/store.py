@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -61,17 +60,15 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__} while encoding the row for COPY"
 
 
-@dataclass
 class Store:
-    """Writes rows over one connection it opens (and reopens) itself."""
+    """Writes rows over one connection it opens (and reopens) with `connect`."""
 
-    connect: Callable[[], "asyncio.Future[SpanWriter] | object"]
-    stopping: asyncio.Event
-    db_error: str | None = None
-    rows_of: Callable[[Sequence[Any]], Any] = Rows.of  # units → the writer's rows (storage/signals.py)
-    signal: str = "traces"
-
-    def __post_init__(self) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]], rows_of: Callable[[Sequence[Any]], Any] = Rows.of,
+                 signal: str = "traces") -> None:
+        self.connect = connect
+        self.rows_of = rows_of  # units → the writer's rows (storage/signals.py)
+        self.signal = signal
+        self.db_error: str | None = None  # the last outage, until a write succeeds (for /ready)
         self._writer: SpanWriter | None = None
 
     async def write(self, units: Sequence[SpanRows]) -> list[tuple[SpanRows, Refused]]:
@@ -113,7 +110,7 @@ class Store:
 
     async def _write(self, rows: Any) -> None:
         if self._writer is None or self._writer.conn.closed:
-            self._writer = await self.connect()  # type: ignore[misc]
+            self._writer = await self.connect()
         started = time.perf_counter()
         inserted = await self._writer.write(rows)
         metrics.WRITE_SECONDS.observe(time.perf_counter() - started)

@@ -17,7 +17,9 @@ uses), then measures, and prints one JSON line:
    the emptied table is fastest while the table is small, so a sample errs on the high side)
    COPYed straight into the same table (after TRUNCATE), so the
    pipeline's figure is also a ratio of what this database can take;
-4. CPU seconds and peak RSS of each service over the run.
+4. CPU seconds and peak RSS of each service over the run;
+5. Redis after the run: entries and bytes left in this run's streams once every stored span
+   is acknowledged, beside the spans not yet written (the backlog).
 """
 
 from __future__ import annotations
@@ -204,6 +206,7 @@ def main() -> None:
             print("lag phase ...", file=sys.stderr)
             result["lag"] = asyncio.run(lag(stack, payloads[split:], args.protocol, args.lag_rate))
         result["usage"] = stack.usage()
+        result["redis_after"] = stack.redis_footprint()
         print("raw COPY ceiling ...", file=sys.stderr)
         ceiling = raw_copy_ceiling(stack.dsn(), kept)
         result["ceiling"] = ceiling

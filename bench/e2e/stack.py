@@ -209,6 +209,29 @@ class BenchStack:
             for name, s in self.services.items()
         }
 
+    def redis_footprint(self, settle_s: float = 10.0) -> dict[str, int]:
+        """This run's keys in Redis once every stored span is acknowledged (the backlog
+        counters reach 0, or after settle_s): entries left in the streams, their bytes
+        (MEMORY USAGE, exact: SAMPLES 0) and the spans not yet written (the backlog)."""
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            deadline = time.monotonic() + settle_s
+            while True:
+                backlog = sum(int(client.get(k) or 0) for k in client.scan_iter(match=f"{self.prefix}*:backlog"))
+                if backlog == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            keys = list(client.scan_iter(match=f"{self.prefix}*"))
+            streams = [k for k in keys if client.type(k) == b"stream" and not k.endswith(b":dlq")]
+            return {
+                "unwritten_spans": backlog,
+                "stream_entries": sum(client.xlen(k) for k in streams),
+                "stream_bytes": sum(client.memory_usage(k, samples=0) or 0 for k in streams),
+                "all_keys_bytes": sum(client.memory_usage(k, samples=0) or 0 for k in keys),
+            }
+        finally:
+            client.close()
+
     def close_poll(self) -> None:
         if self._poll is not None:
             self._poll.close()
