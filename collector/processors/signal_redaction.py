@@ -7,6 +7,10 @@ maps and arrays GenAI events carry: every string in it at any depth, key rules a
 the keys of its maps), its event name; a data point's and its exemplars' attributes. With
 REDACTION_DROP_LLM_CONTENT the bodies of GenAI content events are deleted as the content
 attributes of spans are.
+
+`_Walk` is the one place that calls into the redactor: through its per-request entry points
+(`new_scan`, `redact_attributes`, `redact_value`, `redact_text`, `summarise`) where the
+redactor has them, else through the attribute and value methods its span pass uses.
 """
 
 from __future__ import annotations
@@ -21,6 +25,58 @@ from common.signals import metric_points
 BODY_KEY = "body"  # how a body is named in summaries and metrics
 
 
+class _Walk:
+    """One request's redaction, with the tally of the item being walked."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.scan = redactor.new_scan() if hasattr(redactor, "new_scan") else None
+        self.tally = Tally()
+
+    def item(self) -> Tally:
+        """Start the summary of a new item (a record, a point, a resource)."""
+        self.tally = Tally()
+        if self.scan is not None:
+            self.scan.tally = self.tally
+        return self.tally
+
+    def attributes(self, attributes: Any) -> None:
+        if self.scan is not None:
+            self.redactor.redact_attributes(attributes, self.scan)
+        else:
+            self.redactor._attributes(attributes, self.tally)
+
+    def value(self, value: Any, key: str) -> None:
+        """Redact an AnyValue in place; raises _Remove when it must go."""
+        if self.scan is not None:
+            self.redactor.redact_value(value, key, self.scan)
+        else:
+            self.redactor._value(value, key, self.tally)
+
+    def text(self, text: str, where: str) -> str:
+        """The redacted text ("" when a rule removes it)."""
+        if not text:
+            return text
+        try:
+            if self.scan is not None:
+                redacted = self.redactor.redact_text(text, where, self.scan)
+            else:
+                redacted = self.redactor._text(text, where, self.tally)
+        except _Remove:
+            return ""
+        return text if redacted is None else redacted
+
+    def summarise(self, attributes: Any, tally: Tally) -> None:
+        summarise = getattr(self.redactor, "summarise", None) or self.redactor._summarise
+        summarise(attributes, tally)
+
+
+def _scope(walk: _Walk, scope: Any) -> None:
+    scope.name = walk.text(scope.name, "scope.name")
+    scope.version = walk.text(scope.version, "scope.version")
+    walk.attributes(scope.attributes)
+
+
 class LogRedaction:
     name = "redaction"
 
@@ -28,38 +84,35 @@ class LogRedaction:
         self.redactor = redactor
 
     def process(self, batch: Batch) -> Batch:
-        redactor = self.redactor
+        walk = _Walk(self.redactor)
         for resource_logs in batch.request.resource_logs:
-            resource_tally = Tally()
-            redactor._attributes(resource_logs.resource.attributes, resource_tally)
+            resource_tally = walk.item()
+            walk.attributes(resource_logs.resource.attributes)
             for scope_logs in resource_logs.scope_logs:
-                redactor._attributes(scope_logs.scope.attributes, resource_tally)
+                walk.tally = resource_tally
+                if walk.scan is not None:
+                    walk.scan.tally = resource_tally
+                _scope(walk, scope_logs.scope)
                 for record in scope_logs.log_records:
-                    self._record(record)
-            redactor._summarise(resource_logs.resource.attributes, resource_tally)
+                    self._record(walk, record)
+            walk.summarise(resource_logs.resource.attributes, resource_tally)
         return batch
 
-    def _record(self, record: Any) -> None:
-        redactor = self.redactor
-        tally = Tally()
-        redactor._attributes(record.attributes, tally)
+    def _record(self, walk: _Walk, record: Any) -> None:
+        tally = walk.item()
+        walk.attributes(record.attributes)
         if record.HasField("body"):
-            if redactor.config.drop_llm_content and record.event_name in CONTENT_EVENTS:
+            if self.redactor.config.drop_llm_content and record.event_name in CONTENT_EVENTS:
                 tally.add(CONTENT_RULE, BODY_KEY, "remove")
                 record.ClearField("body")
             else:
                 try:
-                    redactor._value(record.body, BODY_KEY, tally)
+                    walk.value(record.body, BODY_KEY)
                 except _Remove:
                     record.ClearField("body")
-        if record.event_name:
-            try:
-                redacted = redactor._text(record.event_name, "event_name", tally)
-            except _Remove:
-                redacted = ""
-            if redacted is not None:
-                record.event_name = redacted
-        redactor._summarise(record.attributes, tally)
+        record.event_name = walk.text(record.event_name, "event_name")
+        record.severity_text = walk.text(record.severity_text, "severity_text")
+        walk.summarise(record.attributes, tally)
 
 
 class MetricRedaction:
@@ -69,18 +122,22 @@ class MetricRedaction:
         self.redactor = redactor
 
     def process(self, batch: Batch) -> Batch:
-        redactor = self.redactor
+        walk = _Walk(self.redactor)
         for resource_metrics in batch.request.resource_metrics:
-            resource_tally = Tally()
-            redactor._attributes(resource_metrics.resource.attributes, resource_tally)
+            resource_tally = walk.item()
+            walk.attributes(resource_metrics.resource.attributes)
             for scope_metrics in resource_metrics.scope_metrics:
-                redactor._attributes(scope_metrics.scope.attributes, resource_tally)
+                walk.tally = resource_tally
+                if walk.scan is not None:
+                    walk.scan.tally = resource_tally
+                _scope(walk, scope_metrics.scope)
                 for metric in scope_metrics.metrics:
+                    metric.description = walk.text(metric.description, "description")
                     for point in metric_points(metric):
-                        tally = Tally()
-                        redactor._attributes(point.attributes, tally)
+                        tally = walk.item()
+                        walk.attributes(point.attributes)
                         for exemplar in getattr(point, "exemplars", ()):
-                            redactor._attributes(exemplar.filtered_attributes, tally)
-                        redactor._summarise(point.attributes, tally)
-            redactor._summarise(resource_metrics.resource.attributes, resource_tally)
+                            walk.attributes(exemplar.filtered_attributes)
+                        walk.summarise(point.attributes, tally)
+            walk.summarise(resource_metrics.resource.attributes, resource_tally)
         return batch
