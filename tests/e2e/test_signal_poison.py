@@ -3,6 +3,8 @@ goes to the metrics dead-letter stream alone, with the reason, and the writer go
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -14,7 +16,7 @@ from common.signals import METRICS
 from common.stream import StreamEntry, StreamKeys
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import Stack
-from tests.support import http_post, wait_for
+from tests.support import ROOT, http_post, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,3 +52,8 @@ def test_a_point_that_does_not_fit_is_dead_lettered_alone(stack: Stack) -> None:
         assert b"OverflowError" in fields[b"error"] or b"SQLSTATE" in fields[b"error"]
     finally:
         client.close()
+    # `observatory dlq --signal metrics` lists it, with its count field.
+    listing = subprocess.run([sys.executable, "-m", "cli", "dlq", "--signal", "metrics", "list"], cwd=ROOT, env=stack.env,
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    assert "points" in listing.stdout and "1 dead letter(s) on" in listing.stdout and "otlp:metrics:dlq" in listing.stdout
