@@ -169,3 +169,36 @@ def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: D
         assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)
+
+
+async def test_log_records_and_points_are_idempotent_also_in_compressed_chunks(tsdb: Database) -> None:
+    from storage.signals import LOG_STORAGE, METRIC_STORAGE  # noqa: PLC0415
+    from tests.collector.otlp import make_logs_request, make_metrics_request  # noqa: PLC0415
+
+    old = NOW_NS - 3 * 86_400 * 10**9
+    logs = make_logs_request(records=4)
+    for n, record in enumerate(logs.resource_logs[0].scope_logs[0].log_records):
+        record.time_unix_nano = record.observed_time_unix_nano = old + n
+    points = make_metrics_request(points=2)
+    for metric in points.resource_metrics[0].scope_metrics[0].metrics:
+        for n, point in enumerate(getattr(metric, metric.WhichOneof("data")).data_points):
+            point.time_unix_nano = old + n
+    conn = await psycopg.AsyncConnection.connect(tsdb.app_dsn, autocommit=True, options="-c TimeZone=UTC")
+    try:
+        for storage, request, table, count in ((LOG_STORAGE, logs, "logs", 4), (METRIC_STORAGE, points, "metric_points", 6)):
+            writer = storage.writer(conn, 30)
+            rows = storage.rows_of(list(storage.units(storage.parse_request(request.SerializeToString()))))
+            assert await writer.write(rows) == count
+            with psycopg.connect(tsdb.admin_dsn, autocommit=True) as admin:
+                assert admin.execute(f"SELECT count(compress_chunk(c)) FROM show_chunks('{table}') c").fetchone() == (1,)
+            assert await writer.write(rows) == 0  # a redelivery meets the compressed rows' keys
+            with psycopg.connect(tsdb.admin_dsn) as admin:
+                assert admin.execute(f"SELECT count(*) FROM {table}").fetchone() == (count,)  # noqa: S608 - fixed names
+    finally:
+        await conn.close()
+    with psycopg.connect(tsdb.app_dsn, autocommit=True) as app:
+        maintain(app, RetentionSettings(retention_days=30, compress_after_days=2))
+        jobs = app.execute("""SELECT hypertable_name, proc_name FROM timescaledb_information.jobs
+                              WHERE hypertable_name IN ('logs', 'metric_points') ORDER BY 1, 2""").fetchall()
+    assert jobs == [("logs", "policy_compression"), ("logs", "policy_retention"),
+                    ("metric_points", "policy_compression"), ("metric_points", "policy_retention")]
