@@ -27,7 +27,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Batch:
-    """One export request on its way through the pipeline (of any signal)."""
+    """One export request on its way through the pipeline (of any signal).
+
+    `wire` is the request's protobuf encoding as received (None for OTLP/JSON), for stages
+    that can survey a request in one pass over its bytes.
+    """
 
     request: Any  # the signal's Export*ServiceRequest
     received_ns: int
@@ -35,6 +39,7 @@ class Batch:
     rejected: int = 0
     messages: list[str] = field(default_factory=list)
     signal: Signal = TRACES
+    wire: bytes | bytearray | None = None
 
     def count(self) -> int:
         return self.signal.count(self.request)
@@ -48,6 +53,11 @@ class Batch:
 
 
 SpanBatch = Batch  # the stages written for traces name their batches so
+
+
+class TooMuchWork(Exception):
+    """A stage refuses a request that needs more work than its budget: answered 413 /
+    RESOURCE_EXHAUSTED without RetryInfo, since the same request would fail again."""
 
 
 class Processor(Protocol):

@@ -43,6 +43,11 @@ def bad_request(reason: str, message: str, http_status: int = 400) -> Answer:
     return Answer(http_status, code, message, "bad_request", reason)
 
 
+def too_much_work(exc: Exception) -> Answer:
+    """A stage's budget (collector.pipeline.TooMuchWork): the same request would fail again."""
+    return bad_request("too_much_work", str(exc), 413)
+
+
 def refused(exc: Refused) -> Answer:
     """The retryable answer: 429 / RESOURCE_EXHAUSTED for overload (backlog or in-flight
     budget), 503 / UNAVAILABLE when Redis cannot take the data; both name when to retry."""

@@ -25,7 +25,7 @@ from grpc_status import rpc_status
 from collector import metrics
 from collector.exporter import Refused
 from collector.inflight import MemoryLimited
-from collector.pipeline import Batch, Pipeline, Pipelines
+from collector.pipeline import Batch, Pipeline, Pipelines, TooMuchWork
 from collector.receivers import answers
 from collector.receivers.answers import Answer
 from common.signals import SIGNALS, TRACES
@@ -75,9 +75,11 @@ class ExportService:
             problem = f"message is not a valid {signal.request_type.DESCRIPTOR.name}: {exc}"
             await _abort(context, answers.bad_request("decode", problem), signal.name)
         try:
-            outcome = await self.pipeline.handle(Batch(request, time.time_ns(), PROTOCOL, signal=signal))
+            outcome = await self.pipeline.handle(Batch(request, time.time_ns(), PROTOCOL, signal=signal, wire=body))
         except Refused as exc:
             await _abort(context, answers.refused(exc), signal.name)
+        except TooMuchWork as exc:
+            await _abort(context, answers.too_much_work(exc), signal.name)
         except Exception:
             await _abort(context, answers.internal(), signal.name)
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()

@@ -23,7 +23,7 @@ from google.rpc import status_pb2
 from collector import metrics
 from collector.exporter import Refused
 from collector.inflight import MemoryLimited
-from collector.pipeline import Batch, Pipeline, Pipelines
+from collector.pipeline import Batch, Pipeline, Pipelines, TooMuchWork
 from collector.receivers import answers
 from collector.receivers.answers import Answer
 from collector.receivers.body import BodyError, read_body
@@ -91,7 +91,8 @@ class Receiver:
                 except (DecodeError, OtlpJsonError) as exc:
                     problem = f"request body is not a valid {codec.media_type} {signal.request_type.DESCRIPTOR.name}: {exc}"
                     return _answer(codec, answers.bad_request("decode", problem), signal)
-                return await self._export(codec, Batch(message, time.time_ns(), PROTOCOL, signal=signal))
+                wire = body if codec is PROTOBUF else None
+                return await self._export(codec, Batch(message, time.time_ns(), PROTOCOL, signal=signal, wire=wire))
         except MemoryLimited as exc:  # the in-flight budget is spent: refused before decoding
             return _answer(codec, answers.refused(exc), signal)
 
@@ -100,6 +101,8 @@ class Receiver:
             outcome = await self.pipeline.handle(batch)
         except Refused as exc:
             return _answer(codec, answers.refused(exc), self.signal)
+        except TooMuchWork as exc:
+            return _answer(codec, answers.too_much_work(exc), self.signal)
         except Exception:
             return _answer(codec, answers.internal(), self.signal)
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
