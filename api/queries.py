@@ -138,13 +138,14 @@ async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Row
     from api.logs import TRACE_LOGS  # noqa: PLC0415 - api.logs builds on this module's Where
 
     spans, events, links, records = (conn.cursor(row_factory=dict_row) for _ in range(4))
+    # The span tables first, then logs: the order maintenance takes their locks in.
     async with conn.pipeline():
-        await records.execute(TRACE_LOGS, (trace_id,))
         await spans.execute(
             f"SELECT {SPAN_FIELDS} FROM spans WHERE trace_id = %s ORDER BY start_time_unix_nano, span_id", (trace_id,),
         )
         await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE trace_id = %s ORDER BY span_id, event_index", (trace_id,))
         await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE trace_id = %s ORDER BY span_id, link_index", (trace_id,))
+        await records.execute(TRACE_LOGS, (trace_id,))
     return await spans.fetchall(), await events.fetchall(), await links.fetchall(), await records.fetchall()
 
 

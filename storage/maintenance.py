@@ -15,29 +15,40 @@ import psycopg
 
 from storage.settings import RetentionSettings
 
-# The span tables, then logs and metric_points (migrations/0004), with the same policy.
-_MAINTAIN = ("SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)"
-             " || '; ' || observatory_maintain_signals(%s, %s, make_interval(hours => %s), %s)")
+# The span tables, then logs and metric_points (migrations/0004), with the same policy; each
+# in a transaction of its own, so that the locks one takes (a new partition locks its parent)
+# are never held while the other waits for a reader of its tables: a reader of both (the
+# API's trace answer) would otherwise deadlock with it.
+_MAINTAIN = (
+    "SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)",
+    "SELECT observatory_maintain_signals(%s, %s, make_interval(hours => %s), %s)",
+)
 
 
-def _args(policy: RetentionSettings) -> tuple[int, ...]:
-    once = (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours, policy.partitions_ahead_days)
-    return once + once
+def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
+    return (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours,
+            policy.partitions_ahead_days)
 
 
 def maintain(conn: psycopg.Connection, policy: RetentionSettings) -> str:
-    """Run maintenance once; returns the function's one-line summary."""
-    row = conn.execute(_MAINTAIN, _args(policy)).fetchone()
-    if not conn.autocommit:
-        conn.commit()
-    return str(row[0]) if row else ""
+    """Run maintenance once; returns the functions' one-line summaries."""
+    summaries = []
+    for statement in _MAINTAIN:
+        row = conn.execute(statement, _args(policy)).fetchone()
+        if not conn.autocommit:
+            conn.commit()
+        summaries.append(str(row[0]) if row else "")
+    return "; ".join(summaries)
 
 
 async def maintain_async(conn: psycopg.AsyncConnection, policy: RetentionSettings) -> str:
-    row = await (await conn.execute(_MAINTAIN, _args(policy))).fetchone()
-    if not conn.autocommit:
-        await conn.commit()
-    return str(row[0]) if row else ""
+    summaries = []
+    for statement in _MAINTAIN:
+        row = await (await conn.execute(statement, _args(policy))).fetchone()
+        if not conn.autocommit:
+            await conn.commit()
+        summaries.append(str(row[0]) if row else "")
+    return "; ".join(summaries)
 
 
 # Retention first: compressing chunks that are about to be dropped is wasted work.
