@@ -45,13 +45,16 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream, stages: conf
     """
     stages = stages if stages is not None else configure.stages(settings)
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
-    processors: list[Processor] = [Validator(stages.limits)]
+    # With cost on, the LLM attributes are normalized in the cost stage's pass over them
+    # (validation's rules, one read of the attributes for both stages).
+    validator = Validator(stages.limits, scan_llm_attributes=stages.pricing is None)
+    processors: list[Processor] = [validator]
     if stages.head_sampling is not None:
         processors.append(HeadSampler(stages.head_sampling))
     if stages.redactor is not None:
         processors.append(stages.redactor)
     if stages.pricing is not None:
-        processors.append(CostCalculator(stages.pricing))
+        processors.append(CostCalculator(stages.pricing, llm_values=validator.llm_values))
     if stages.tail_sampling is not None:
         processors.append(TailSampler(stages.tail_sampling, exporter))
     inflight = inflight if inflight is not None else InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)

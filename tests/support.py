@@ -18,6 +18,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The versions of the migrations shipped in migrations/, and the number of one a test adds after them.
+SHIPPED_MIGRATIONS = sorted(int(p.name[:4]) for p in (ROOT / "migrations").glob("[0-9][0-9][0-9][0-9]_*.up.sql"))
+
+
+def migration_number(after: int = 1) -> str:
+    """"0002" when 0001 is the last shipped migration (after=2: "0003")."""
+    return f"{SHIPPED_MIGRATIONS[-1] + after:04d}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

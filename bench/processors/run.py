@@ -157,7 +157,8 @@ def main() -> None:
     for name, rate in rows:
         print(f"{name:<28}{rate:>12,.0f}{rate / baseline:>10.2f}")
     codec_only = Chain(Validator())
-    default = Chain(Validator(), Redactor(RedactionConfig(), re2_module()), CostCalculator(load_pricing(None)))
+    validator = Validator(scan_llm_attributes=False)  # as build_pipeline wires them with cost on
+    default = Chain(validator, Redactor(RedactionConfig(), re2_module()), CostCalculator(load_pricing(None), llm_values=validator.llm_values))
     best = {"decode → validate → encode": float("inf"), "decode → validate → redact → cost → encode": float("inf")}
     for _ in range(args.repeat):
         for name, chain in zip(best, (codec_only, default)):

@@ -18,6 +18,7 @@ from typing import Any
 from collector import metrics
 from collector.pipeline import SpanBatch
 from collector.processors.pricing import ModelPrice, PricingTable
+from collector.processors.validation import NUL, TEXT_SLOTS, TOKEN_SLOTS, LlmValues
 from common import genai
 from common.logging import get_logger
 from common.otlp import any_value
@@ -85,20 +86,23 @@ class Rates:
         return paid_in / self.scale, paid_out / self.scale, (paid_in + paid_out) / self.scale
 
 
-# The genai slots pricing reads (operation, totals and reasoning counts are not needed).
-_PRICING_SLOTS = {
-    key: slot_rank for key, slot_rank in genai.SLOTS.items()
-    if slot_rank[0] not in (genai.S_OPERATION, genai.S_TOTAL_TOKENS, genai.S_REASONING_TOKENS)
-}
 
 
-def _facts(attributes: Any) -> list[Any] | None:
+
+def _facts(attributes: Any, llm_values: LlmValues | None = None) -> list[Any] | None:
     """The span's LLM values by genai slot, as genai.extract would pick them from a dict of the
     attributes, in one pass over the protobuf attributes; None for a span with none of the keys
-    (most spans). Only the values in genai's slots are converted."""
+    (most spans). Only the values in genai's slots are converted.
+
+    With `llm_values` (validation's rules), every value read here is also made storable on
+    the way (tokens clamped, texts cleaned), so the attributes are read once for both
+    stages. The values genai.extract (and so the writer) can pick are exactly the ones read
+    here: a value ranked below one already read is never the pick."""
     found: list[Any] | None = None
     ranks: list[int] = []
-    slots = _PRICING_SLOTS
+    slots = genai.SLOTS
+    if llm_values is not None:  # the checks inline: a method call per value cost as much as the rest
+        max_tokens, max_chars = llm_values.limits.max_tokens, llm_values.max_chars
     for kv in attributes:
         slot_rank = slots.get(kv.key)
         if slot_rank is None:
@@ -111,6 +115,12 @@ def _facts(attributes: Any) -> list[Any] | None:
             # Names are strings and counts ints: read those fields first (an empty string or a
             # zero could be any kind, so then ask which it is).
             plain = value.string_value or value.int_value or any_value(value)
+            if llm_values is not None and (
+                (slot in TOKEN_SLOTS and type(plain) is int and plain > max_tokens)
+                or (slot in TEXT_SLOTS and (type(plain) is not str or len(plain) > max_chars or NUL in plain))
+            ):
+                llm_values.normalize(value, kv.key)
+                plain = value.string_value or value.int_value or any_value(value)
             if plain is not None and plain != "":
                 found[slot], ranks[slot] = plain, rank
     return found
@@ -119,8 +129,9 @@ def _facts(attributes: Any) -> list[Any] | None:
 class CostCalculator:
     name = "cost"
 
-    def __init__(self, pricing: PricingTable) -> None:
+    def __init__(self, pricing: PricingTable, llm_values: LlmValues | None = None) -> None:
         self.pricing = pricing
+        self._llm_values = llm_values
         self._unknown_logged: set[str] = set()
         self._prices: dict[str, tuple[ModelPrice, Rates] | None] = {}
 
@@ -148,7 +159,7 @@ class CostCalculator:
 
     def _span(self, span: Any) -> str | None:
         """Price one span in place; the outcome to count, None for spans that are not LLM calls."""
-        found = _facts(span.attributes)
+        found = _facts(span.attributes, self._llm_values)
         if found is None:
             return None
         as_text, as_count = genai.as_text, genai.as_count

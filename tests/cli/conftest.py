@@ -83,16 +83,6 @@ def unmigrated_dsn() -> Iterator[str]:
     drop_database(name)
 
 
-# The migrations this installation ships; the tests' own extra migrations come after them.
-SHIPPED = sorted(int(path.name[:4]) for path in (ROOT / "migrations").glob("*.up.sql"))
-SHIPPED_ROWS = [(version,) for version in SHIPPED]
-
-
-def extra(n: int) -> str:
-    """The number of a test's n-th own migration (1, 2, ...): after every shipped one."""
-    return f"{SHIPPED[-1] + n:04d}"
-
-
 @pytest.fixture
 def migrations_copy(tmp_path: Path) -> Path:
     """A private copy of migrations/ a test may change."""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import SHIPPED, extra, Cli, cli_env
+from tests.cli.conftest import Cli, cli_env
 from tests.conftest import Database
-from tests.support import free_port
+from tests.support import SHIPPED_MIGRATIONS, free_port, migration_number
 
 pytestmark = pytest.mark.e2e
 
@@ -58,9 +58,9 @@ def test_health_reports_each_unreachable_dependency(cli: Cli) -> None:
 def test_health_fails_postgres_when_migrations_are_pending(cli: Cli, migrations_copy: Path) -> None:
     only_db = ("health", "--json", "--skip", "redis", "--skip", "collector", "--skip", "storage", "--skip", "api")
     current = cli(*only_db)
-    assert current.code == 0 and f"{len(SHIPPED)} migrations applied" in json.loads(current.out)[0]["detail"]
-    (migrations_copy / f"{extra(1)}_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
+    assert current.code == 0 and f"{len(SHIPPED_MIGRATIONS)} migrations applied" in json.loads(current.out)[0]["detail"]
+    (migrations_copy / f"{migration_number()}_extra.up.sql").write_text("CREATE TABLE extra (id int);\n")
     behind = cli(*only_db, MIGRATIONS_DIR=str(migrations_copy))
     assert behind.code == 1
     detail = json.loads(behind.out)[0]["detail"]
-    assert f"1 migration(s) pending ({extra(1)}_extra" in detail and "observatory migrate up" in detail
+    assert f"1 migration(s) pending ({migration_number()}_extra" in detail and "observatory migrate up" in detail

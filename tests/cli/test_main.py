@@ -7,8 +7,8 @@ import argparse
 import pytest
 
 from cli import main
-from tests.cli.conftest import SHIPPED, Cli
-from tests.support import free_port
+from tests.cli.conftest import Cli
+from tests.support import SHIPPED_MIGRATIONS, free_port
 
 
 def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
@@ -81,6 +81,6 @@ def _parser_with(config_module: object, handler: object):  # type: ignore[no-unt
 
 def test_the_cli_runs_as_a_module_with_exit_codes(cli: Cli) -> None:
     ok = cli.process("migrate", "status")
-    assert ok.code == 0 and f"{len(SHIPPED)} applied, 0 pending" in ok.out
+    assert ok.code == 0 and f"{len(SHIPPED_MIGRATIONS)} applied, 0 pending" in ok.out
     usage = cli.process("seed")
     assert usage.code == 2 and "--count" in usage.err

@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from tests.cli.conftest import SHIPPED, Cli, query
-from tests.support import free_port, http_get, wait_for
+from tests.cli.conftest import Cli, query
+from tests.support import SHIPPED_MIGRATIONS, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +23,7 @@ def test_up_runs_the_stack_and_stops_it_on_sigint(cli: Cli, unmigrated_dsn: str)
     try:
         for port in ("COLLECTOR_METRICS_PORT", "STORAGE_METRICS_PORT", "API_METRICS_PORT"):
             wait_for(lambda p=ports[port]: http_get(f"http://127.0.0.1:{p}/ready", timeout=2)[0] == 200, 60, 0.2, f"{port} ready")
-        assert query(unmigrated_dsn, "SELECT count(*) FROM schema_migrations") == [(len(SHIPPED),)]  # up migrated first
+        assert query(unmigrated_dsn, "SELECT count(*) FROM schema_migrations") == [(len(SHIPPED_MIGRATIONS),)]  # up migrated first
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -12,8 +12,7 @@ import pytest
 from storage.migrations import DEFAULT_DIR, Migrator
 from tests.conftest import REDIS_URL
 from tests.infra import PrivatePostgres
-from tests.cli.conftest import SHIPPED
-from tests.support import ServiceProcess, free_port, service_env
+from tests.support import SHIPPED_MIGRATIONS, ServiceProcess, free_port, service_env
 
 
 @pytest.fixture
@@ -34,7 +33,7 @@ def test_databases_of_one_fresh_cluster_migrate_concurrently(server: PrivatePost
             conn.execute(f"CREATE DATABASE {name}")
     dsns = [server.dsn.rsplit("/", 1)[0] + f"/{name}" for name in names]
     with ThreadPoolExecutor(len(dsns)) as pool:
-        assert list(pool.map(_migrate, dsns)) == [len(SHIPPED)] * len(dsns)
+        assert list(pool.map(_migrate, dsns)) == [len(SHIPPED_MIGRATIONS)] * len(dsns)
     with psycopg.connect(server.dsn) as conn:
         setting = conn.execute("""SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
                                   WHERE r.rolname = 'observatory_readonly'""").fetchall()
@@ -42,12 +41,12 @@ def test_databases_of_one_fresh_cluster_migrate_concurrently(server: PrivatePost
 
 
 def test_down_then_up_again(server: PrivatePostgres) -> None:
-    assert _migrate(server.dsn) == len(SHIPPED)
+    assert _migrate(server.dsn) == len(SHIPPED_MIGRATIONS)
     with psycopg.connect(server.dsn) as conn, Migrator(conn) as migrator:
-        assert len(migrator.down(steps=None)) == len(SHIPPED)
+        assert len(migrator.down(steps=None, to=0)) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h'),"
                             " to_regclass('logs'), to_regclass('metric_points')").fetchone() == (None,) * 5
-        assert len(migrator.up()) == len(SHIPPED)
+        assert len(migrator.up()) == len(SHIPPED_MIGRATIONS)
 
 
 def on(server: PrivatePostgres, dbname: str, user: str = "postgres", password: str = "") -> str:

@@ -17,9 +17,9 @@ from storage.maintenance import maintain
 from storage.migrations import Migrator
 from storage.settings import RetentionSettings
 from storage.writer import SpanWriter
-from tests.cli.conftest import SHIPPED
 from tests.conftest import Database, create_database, drop_database
 from tests.storage.support import NOW_NS, request, trace_ids
+from tests.support import SHIPPED_MIGRATIONS
 
 pytestmark = pytest.mark.timescaledb
 TIMESCALE_DSN = os.environ.get("TEST_TIMESCALE_DSN", "postgresql://postgres@127.0.0.1:5433/postgres")
@@ -162,10 +162,10 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
 
 def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
     with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
-        assert len(migrator.down(steps=None)) == len(SHIPPED)
+        assert len(migrator.down(steps=None, to=0)) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h'),"
                             " to_regclass('logs'), to_regclass('metric_points')").fetchone() == (None,) * 5
-        assert len(migrator.up()) == len(SHIPPED)
+        assert len(migrator.up()) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)
@@ -202,3 +202,19 @@ async def test_log_records_and_points_are_idempotent_also_in_compressed_chunks(t
                               WHERE hypertable_name IN ('logs', 'metric_points') ORDER BY 1, 2""").fetchall()
     assert jobs == [("logs", "policy_compression"), ("logs", "policy_retention"),
                     ("metric_points", "policy_compression"), ("metric_points", "policy_retention")]
+
+
+async def test_aggregate_sums_saturate_and_the_one_off_job_materializes_history(tsdb: Database, writer: SpanWriter) -> None:
+    long = request(trace_ids(10))
+    for span in long.resource_spans[0].scope_spans[0].spans:
+        span.end_time_unix_nano = span.start_time_unix_nano + (NOW_NS - 1)  # 56 years: a few pass 2^63 ns
+    assert await writer.write(decode(long.SerializeToString())) == 30
+    old = request(trace_ids(5), start_ns=NOW_NS - 10 * 86_400 * 10**9)  # before the refresh policies' window
+    assert await writer.write(decode(old.SerializeToString())) == 15
+    with psycopg.connect(tsdb.admin_dsn, autocommit=True) as conn:
+        (job,) = conn.execute("SELECT job_id FROM timescaledb_information.jobs WHERE proc_name = 'observatory_refresh_rollups'").fetchone()
+        conn.execute("CALL run_job(%s)", (job,))  # what the scheduler does once, at once, after the migration
+        assert conn.execute("SELECT scheduled FROM timescaledb_information.jobs WHERE job_id = %s", (job,)).fetchone() == (False,)
+        for tier in ("span_rollups_1m", "span_rollups_1h"):
+            conn.execute(f"CALL refresh_continuous_aggregate('{tier}', NULL, NULL)")
+            assert conn.execute(f"SELECT sum(span_count)::int8, max(duration_sum_ns) FROM {tier}").fetchone() == (45, 2**63 - 1)

@@ -188,3 +188,16 @@ async def test_large_attribute_documents_are_toasted_with_lz4_and_read_back_whol
     assert await writer.write(decode(req.SerializeToString())) == 1
     rows = await fetch(writer.conn, "SELECT pg_column_compression(attributes), attributes->>'gen_ai.input.messages' FROM spans")
     assert rows == [("lz4" if lz4[0][0] else "pglz", prompt)]
+
+
+async def test_rollup_sums_are_held_at_the_bigint_maximum_instead_of_refusing_later_spans(writer: SpanWriter) -> None:
+    def long_spans() -> bytes:  # each lasts from 1970 to now: six of them pass 2^63 ns
+        req = request(trace_ids(3))
+        for span in req.resource_spans[0].scope_spans[0].spans:
+            span.start_time_unix_nano, span.end_time_unix_nano = NOW_NS, NOW_NS + (NOW_NS - 1)
+        return req.SerializeToString()
+
+    for _ in range(3):  # 9 spans per bucket, in three transactions: the upsert itself must saturate
+        assert await writer.write(decode(long_spans())) == 9
+    rows = await fetch(writer.conn, "SELECT sum(span_count), max(duration_sum_ns) FROM span_rollups_1h")
+    assert rows == [(27, 2**63 - 1)]
