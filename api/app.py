@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 
 import orjson
@@ -12,12 +13,12 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from api import middleware
+from api import middleware, tempo, ui
 from api.auth import Authenticator
 from api.cache import AnswerCache
 from api.openapi import document
 from api.ratelimit import RateLimiter
-from api.routes import CACHE, MAX_BODY, OPENAPI, POOL, READY_CHECKS, SETTINGS, add_routes
+from api.routes import CACHE, CURSOR_KEY, MAX_BODY, OPENAPI, POOL, READY_CHECKS, SETTINGS, add_routes
 from api.settings import ApiSettings
 from common.logging import configure_logging, get_logger
 from common.ops import ReadyCheck, ops_app, start_site
@@ -37,6 +38,10 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
         # one answer; the percentile sorts fit in memory instead of spilling to disk.
         await conn.execute("SET jit = off")
         await conn.execute(f"SET work_mem = '{WORK_MEM}'")
+        # No parallel workers: a lookup by trace id over compressed chunks waited 100+ ms for
+        # workers to start on a busy 2-core machine to save a few ms of bloom-filter checks,
+        # and the API's answers are many small queries at once, not one big one.
+        await conn.execute("SET max_parallel_workers_per_gather = 0")
 
     return AsyncConnectionPool(
         settings.database_readonly_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
@@ -48,15 +53,26 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
 def make_app(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis) -> web.Application:
     app = web.Application(middlewares=middleware.MIDDLEWARES, client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app[CURSOR_KEY] = cursor_key(settings)
     app[POOL] = pool
     app[CACHE] = AnswerCache(redis, settings.redis_key_prefix, settings.cache_ttl)
     app[middleware.AUTHENTICATOR] = Authenticator(settings)
     app[middleware.RATE_LIMITER] = RateLimiter(redis, settings.redis_key_prefix, settings.rate_limit_requests, settings.rate_limit_window)
     app[middleware.CORS_ORIGINS] = settings.cors_origins
     app[OPENAPI] = orjson.dumps(document(settings))
-    app[middleware.ROUTE_SCOPES] = add_routes(app)
+    app[middleware.ROUTE_SCOPES] = {**add_routes(app), **tempo.add_routes(app), **ui.add_routes(app)}
     app[READY_CHECKS] = ready_checks(pool, redis)
     return app
+
+
+def cursor_key(settings: ApiSettings) -> bytes:
+    key = settings.cursor_key()
+    if key is None:
+        # Nothing shared to derive it from: cursors still cannot be forged, but one made by
+        # another replica (or before a restart) is refused with a 400.
+        log.warning("no CURSOR_SECRET, JWT_SECRET or API_KEYS: paging cursors are signed with a random key of this process")
+        key = secrets.token_bytes(32)
+    return key
 
 
 def ready_checks(pool: AsyncConnectionPool, redis: Redis) -> dict[str, ReadyCheck]:

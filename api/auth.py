@@ -8,6 +8,7 @@ not verify, is 401; a valid one without the route's scope is 403.
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -38,6 +39,7 @@ class Authenticator:
         self.keys: tuple[KeyEntry, ...] = parse_key_entries(settings.api_keys)
         self.jwt_secret = settings.jwt_secret
         self.jwt_audience = settings.jwt_audience or None
+        self.jwt_max_lifetime = settings.jwt_max_lifetime
         self.disabled = settings.api_auth_disabled
 
     def caller(self, request: web.Request) -> Caller:
@@ -71,9 +73,23 @@ class Authenticator:
             raise _unauthorized("expired_jwt", "the token has expired") from None
         except jwt.InvalidTokenError as exc:
             raise _unauthorized("invalid_jwt", f"the token is not valid: {exc}") from None
+        if self.jwt_max_lifetime:
+            self._check_lifetime(claims)
         # OAuth-style space-separated scopes; ones this API does not know grant nothing.
         scopes = frozenset(s for s in str(claims.get("scope", "")).split() if s in SCOPES)
         return Caller(f"jwt:{claims['sub']}", scopes)
+
+
+    def _check_lifetime(self, claims: dict[str, object]) -> None:
+        """A stolen long-lived token stays useful for its whole life: refuse any whose life
+        (from iat, or from now when it has none) is longer than JWT_MAX_LIFETIME."""
+        issued = claims.get("iat")
+        start = issued if isinstance(issued, (int, float)) and not isinstance(issued, bool) else time.time()
+        expires = claims["exp"]
+        if not isinstance(expires, (int, float)) or expires - start > self.jwt_max_lifetime + JWT_LEEWAY_SECONDS:
+            raise _unauthorized(
+                "jwt_lifetime", f"the token lives longer than JWT_MAX_LIFETIME ({self.jwt_max_lifetime} s); issue shorter-lived tokens",
+            )
 
 
 def require(caller: Caller, scope: str) -> None:

@@ -1,7 +1,10 @@
 """Aggregate answers (usage, services, models) kept in Redis for a short TTL.
 
-The key is the route and its query string in a canonical order, so "the last hour" asked
-twice within the TTL is answered once; answers are the same for every credential that may
+The key is the route and the request as parsed (every declared parameter, defaults filled
+in, as canonical JSON), never the raw query text: `?model=a%26provider%3Db` (one model
+named "a&provider=b") and `?model=a&provider=b` are different requests with different keys.
+"The last hour" asked twice within the TTL is answered once (an absent start or end is part
+of the key as absent); answers are the same for every credential that may
 read the route (authorisation runs before the cache). Redis failures fall through to the
 database, counted as errors.
 """
@@ -9,7 +12,10 @@ database, counted as errors.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -23,12 +29,22 @@ log = get_logger("api.cache")
 class AnswerCache:
     def __init__(self, redis: Redis, prefix: str, ttl: int) -> None:
         self.redis = redis
-        self.prefix = f"{prefix}api:cache:v1:"
+        self.prefix = f"{prefix}api:cache:v2:"
         self.ttl = ttl
 
-    def key(self, route: str, query: Iterable[tuple[str, str]]) -> str:
-        canonical = route + "?" + "&".join(f"{k}={v}" for k, v in sorted(query))
-        return self.prefix + hashlib.sha256(canonical.encode()).hexdigest()
+    def key(self, route: str, values: Mapping[str, Any]) -> str:
+        canonical = orjson.dumps([route, values], option=orjson.OPT_SORT_KEYS)
+        return self.prefix + hashlib.sha256(canonical).hexdigest()
+
+    async def put(self, key: str, body: bytes) -> None:
+        """Store an answer computed elsewhere (a failure is counted and logged, not raised)."""
+        if self.ttl == 0:
+            return
+        try:
+            await self.redis.set(key, body, ex=self.ttl)
+        except (RedisError, OSError) as exc:
+            REDIS_ERRORS.labels("cache").inc()
+            log.warning("cache write failed", error=str(exc))
 
     async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[bytes]]) -> tuple[bytes, str]:
         """The answer body, and "hit", "miss" or "off"."""

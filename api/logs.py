@@ -65,6 +65,27 @@ async def search(conn: AsyncConnection, f: Mapping[str, Any], span: Window, afte
 
 
 TRACE_LOGS = f"SELECT {LOG_FIELDS} FROM logs WHERE trace_id = %s ORDER BY time_unix_nano, record_id"
+MAX_TRACE_RECORDS = 10_000  # records answered with one page of a trace, at most
+
+
+async def trace_records(conn: AsyncConnection, trace_id: bytes, span_ids: list[bytes]) -> list[dict[str, Any]]:
+    """The log records of these spans of a trace, oldest first."""
+    if not span_ids:
+        return []
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT {LOG_FIELDS} FROM logs WHERE trace_id = %s AND span_id = ANY(%s) "
+                          "ORDER BY time_unix_nano, record_id LIMIT %s", (trace_id, span_ids, MAX_TRACE_RECORDS))
+        return await cur.fetchall()
+
+
+async def trace_records_without_span(conn: AsyncConnection, trace_id: bytes) -> list[dict[str, Any]]:
+    """The records of a trace that name no span of it: no span id, or a span not stored."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            f"SELECT {LOG_FIELDS} FROM logs l WHERE l.trace_id = %s AND (l.span_id IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM spans s WHERE s.trace_id = l.trace_id AND s.span_id = l.span_id)) "
+            "ORDER BY time_unix_nano, record_id LIMIT %s", (trace_id, MAX_TRACE_RECORDS))
+        return await cur.fetchall()
 
 
 def record(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from api import schemas
 from api.params import ATTR_PREFIX, MAX_TEXT, Param
 from api.routes import PREFIX, ROUTES, Route
 from api.settings import ApiSettings
+from api.specs import TRACE_LIMIT
 
 _PROBLEM = {"content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 _ERRORS = {
@@ -29,7 +30,7 @@ def _schema(param: Param, settings: ApiSettings) -> dict[str, Any]:
         one = {"type": "integer" if kind == "int" else "number"}
         one.update({k: v for k, v in (("minimum", param.minimum), ("maximum", param.maximum)) if v is not None})
         if param.name == "limit":
-            one["maximum"] = settings.max_limit
+            one["maximum"] = settings.trace_page_spans if param is TRACE_LIMIT else settings.max_limit
     elif kind == "enum":
         one = {"type": "string", "enum": list(param.choices)}
     elif kind in ("trace_id", "span_id"):
@@ -39,7 +40,7 @@ def _schema(param: Param, settings: ApiSettings) -> dict[str, Any]:
         one = {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
     if param.default is not None:
         one["default"] = param.default
-    return {"type": "array", "items": one} if param.repeat else one
+    return {"type": "array", "items": one, "maxItems": param.max_items} if param.repeat else one
 
 
 def _parameters(route: Route, settings: ApiSettings) -> list[dict[str, Any]]:

@@ -24,6 +24,8 @@ MAX_NANOS = 2**63 - 1
 ATTR_PREFIX = "attr."
 MAX_ATTR_FILTERS = 10
 MAX_TEXT = 512
+MAX_REPEAT = 20  # values of a repeatable parameter, unless it declares fewer
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Param:
     choices: tuple[str, ...] = ()
     default: Any = None
     repeat: bool = False  # may be given several times (list of values)
+    max_items: int = MAX_REPEAT  # most values of a repeated parameter
 
 
 def parse_time(name: str, raw: str) -> int:
@@ -52,8 +55,10 @@ def parse_time(name: str, raw: str) -> int:
         moment = datetime.fromisoformat(f"{day}T{clock}{'+00:00' if offset in 'Zz' else offset}")
     except ValueError as exc:
         raise bad_parameter(name, f"is not a valid time: {exc}") from None
-    seconds = int(moment.astimezone(timezone.utc).timestamp())
-    nanos = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+    # Subtracting aware datetimes never leaves the datetime range (converting to UTC first
+    # would, for 0001-01-01 east of UTC or 9999-12-31 west of it).
+    since_epoch = moment - _EPOCH
+    nanos = (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
     if not 0 <= nanos <= MAX_NANOS:
         raise bad_parameter(name, "must be between 1970 and 2262")
     return nanos
@@ -135,6 +140,8 @@ def parse(
             raise bad_parameter(name[:64], "unknown parameter")
         if not param.repeat and len(raws) != 1:
             raise bad_parameter(name, "may be given once")
+        if len(raws) > param.max_items:
+            raise bad_parameter(name, f"may be given at most {param.max_items} times, got {len(raws)}")
         checked = [_one(param, _text(param.name, raw)) for raw in raws]
         values[name] = checked if param.repeat else checked[0]
     if len(attr_filters) > MAX_ATTR_FILTERS:
@@ -157,9 +164,24 @@ def query_values(query: Mapping[str, str], getall: Any) -> dict[str, list[str]]:
     return {name: list(getall(name)) for name in dict.fromkeys(query.keys())}
 
 
+MAX_BODY_DEPTH = 2  # an object of parameters, each a scalar or a list of scalars
+
+
+def _check_depth(body: dict[str, Any]) -> None:
+    """Refuse a body nested deeper than a search can be, before anything else reads it."""
+    for value in body.values():
+        if isinstance(value, (dict, list)):
+            children = value.values() if isinstance(value, dict) else value
+            if any(isinstance(child, (dict, list)) for child in children):
+                raise bad_parameter(
+                    "body", f"is nested deeper than {MAX_BODY_DEPTH} levels (an object whose values are scalars or lists of scalars)",
+                )
+
+
 def body_values(body: Any) -> dict[str, list[Any]]:
     if not isinstance(body, dict):
         raise bad_parameter("body", "must be a JSON object of search parameters")
+    _check_depth(body)
     # A list stands for a repeated parameter; an attribute filter takes one scalar, so its
     # value is passed whole (and a list is refused there).
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -20,10 +21,12 @@ SPAN_FIELDS = """
     llm_provider, llm_operation, llm_request_model, llm_response_model, input_tokens, output_tokens,
     total_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_input_usd,
     cost_output_usd, cost_total_usd, attributes, resource_attributes, dropped_attributes_count,
-    dropped_events_count, dropped_links_count
+    dropped_events_count, dropped_links_count, flags, resource_schema_url, resource_dropped_attributes_count,
+    scope_attributes, scope_schema_url, scope_dropped_attributes_count, exact_values
 """
-EVENT_FIELDS = "span_id, event_index, time_unix_nano, name, attributes, dropped_attributes_count"
-LINK_FIELDS = "span_id, link_index, linked_trace_id, linked_span_id, trace_state, flags, attributes, dropped_attributes_count"
+EVENT_FIELDS = "span_id, span_start_time, event_index, time_unix_nano, name, attributes, dropped_attributes_count, exact_values"
+LINK_FIELDS = ("span_id, span_start_time, link_index, linked_trace_id, linked_span_id, trace_state, flags, attributes, "
+               "dropped_attributes_count, exact_values")
 MS = 1_000_000
 ERROR = STATUS_CODES.index("error")
 
@@ -133,20 +136,97 @@ async def span_by_id(conn: AsyncConnection, span_id: bytes, trace_id: bytes | No
 Rows = list[dict[str, Any]]
 
 
-async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Rows, Rows]:
-    """A trace's spans, events, links and log records, sent as one pipeline: one network round trip."""
-    from api.logs import TRACE_LOGS  # noqa: PLC0415 - api.logs builds on this module's Where
-
-    spans, events, links, records = (conn.cursor(row_factory=dict_row) for _ in range(4))
-    # The span tables first, then logs: the order maintenance takes their locks in.
+async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Rows]:
+    """A trace's spans, events and links, sent as one pipeline: one network round trip."""
+    spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
     async with conn.pipeline():
         await spans.execute(
             f"SELECT {SPAN_FIELDS} FROM spans WHERE trace_id = %s ORDER BY start_time_unix_nano, span_id", (trace_id,),
         )
         await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE trace_id = %s ORDER BY span_id, event_index", (trace_id,))
         await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE trace_id = %s ORDER BY span_id, link_index", (trace_id,))
-        await records.execute(TRACE_LOGS, (trace_id,))
-    return await spans.fetchall(), await events.fetchall(), await links.fetchall(), await records.fetchall()
+    return await spans.fetchall(), await events.fetchall(), await links.fetchall()
+
+
+# A trace's totals: the trace answer sums all its spans, trace search those near its root.
+TRACE_TOTALS = f"""
+       min(start_time_unix_nano) AS start_ns,
+       max(end_time_unix_nano) AS end_ns,
+       count(*) AS span_count,
+       count(*) FILTER (WHERE status_code = {ERROR}) AS error_count,
+       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
+       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
+       coalesce(sum(cost_total_usd), 0) AS cost_usd,
+       array_agg(DISTINCT service_name ORDER BY service_name) AS services
+"""
+_TOTALS = f"SELECT trace_id, {TRACE_TOTALS} FROM spans WHERE {{where}} GROUP BY trace_id"
+# A trace's totals and time bounds first (one scan: on compressed chunks it decompresses
+# only the columns it sums, and only of the batches whose bloom filter may hold the id);
+# the page, its events and links then read only the chunks or partitions in those bounds,
+# instead of every column of every bloom match (false positives included) in every chunk.
+_TRACE_TOTALS = f"""
+SELECT {TRACE_TOTALS}, min(start_time) AS first_start, max(start_time) AS last_start
+FROM spans WHERE trace_id = %s HAVING count(*) > 0
+"""
+_TRACE_ROOT = """
+SELECT span_id AS root_span_id, name AS root_name, service_name AS root_service
+FROM spans WHERE trace_id = %s
+ORDER BY parent_span_id IS NOT NULL, start_time_unix_nano, span_id
+LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class TracePage:
+    summary: dict[str, Any] | None  # None: no such trace
+    spans: Rows  # up to limit + 1, by start time (the extra one tells that another page exists)
+    events: Rows
+    links: Rows
+
+
+async def trace_summary(conn: AsyncConnection, trace_id: bytes) -> dict[str, Any] | None:
+    """A trace's totals over all its spans, its root, and first_start / last_start (the
+    bounds of its spans' start times), computed by the database; None: no such trace."""
+    totals, root = (conn.cursor(row_factory=dict_row) for _ in range(2))
+    async with conn.pipeline():
+        await totals.execute(_TRACE_TOTALS, (trace_id,))
+        await root.execute(_TRACE_ROOT, (trace_id,))
+    summary, root_row = await totals.fetchone(), await root.fetchone()
+    if summary is None or root_row is None:
+        return None
+    return {"trace_id": trace_id, **summary, **root_row}
+
+
+async def trace_spans(
+    conn: AsyncConnection, trace_id: bytes, first: datetime, last: datetime, after: tuple[int, bytes] | None, limit: int,
+) -> tuple[Rows, Rows, Rows]:
+    """Up to limit + 1 spans of a trace by (start, span id) after the keyset position (the
+    extra one tells that another page exists), with the events and links of the first
+    `limit`; first and last bound the start times, so only those chunks or partitions are read."""
+    where = Where()
+    where.add("trace_id = %s AND start_time >= %s AND start_time <= %s", trace_id, first, last)
+    if after is not None:
+        where.add("(start_time_unix_nano, span_id) > (%s, %s)", *after)
+    page = f"FROM spans WHERE {where.sql()} ORDER BY start_time_unix_nano, span_id LIMIT %s"
+    # Events and links of exactly the page's spans: the page's query again, as a subquery.
+    of_page = (f"trace_id = %s AND span_start_time >= %s AND span_start_time <= %s "
+               f"AND span_id IN (SELECT span_id {page})")
+    of_page_args = [trace_id, first, last, *where.args, limit]
+    spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
+    async with conn.pipeline():
+        await spans.execute(f"SELECT {SPAN_FIELDS} {page}", [*where.args, limit + 1])
+        await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_page} ORDER BY span_id, event_index", of_page_args)
+        await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_page} ORDER BY span_id, link_index", of_page_args)
+    return await spans.fetchall(), await events.fetchall(), await links.fetchall()
+
+
+async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:
+    """A trace's summary and one page of its spans: two round trips."""
+    summary = await trace_summary(conn, trace_id)
+    if summary is None:
+        return TracePage(None, [], [], [])
+    spans, events, links = await trace_spans(conn, trace_id, summary["first_start"], summary["last_start"], after, limit)
+    return TracePage(summary, spans, events, links)
 
 
 async def events_and_links(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,11 +18,13 @@ from api.params import Param, body_values, parse, query_values
 from api.problems import Problem, bad_parameter, not_found
 from api.settings import ApiSettings
 from api.usage import usage
-from api.window import Window, check_limit, encode_cursor, page, window
+from api.queries import Rows
+from api.window import EPOCH, Window, as_datetime, check_limit, decode_cursor, encode_cursor, page, window
 from common import genai_events
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
+CURSOR_KEY = web.AppKey("cursor_key", bytes)
 CACHE = web.AppKey("cache", AnswerCache)
 SETTINGS = web.AppKey("settings", ApiSettings)
 READY_CHECKS = web.AppKey("ready_checks", dict)
@@ -29,8 +32,6 @@ OPENAPI = web.AppKey("openapi", bytes)
 PREFIX = "/api/v1"
 MAX_BUCKETS = 10_080  # a week of minutes
 MAX_BODY = 64 * 1024
-MAX_SPAN_LOGS = 1000  # log records shown with one span
-_ALL_TIME = Window(0, 2**63 - 1000)  # every time a record can have
 
 
 def json_answer(body: Any, status: int = 200) -> web.Response:
@@ -47,35 +48,82 @@ def _path_id(request: web.Request, name: str, size: int) -> bytes:
 
 
 async def get_trace(request: web.Request) -> web.Response:
+    settings, cache, secret = request.app[SETTINGS], request.app[CACHE], request.app[CURSOR_KEY]
     trace_id = _path_id(request, "trace_id", 16)
-    _query(request, ())
+    values = _query(request, specs.TRACE_BY_ID)
+    limit = check_limit({"limit": values["limit"] or settings.trace_page_spans}, settings.trace_page_spans)
+    bound = {"trace_id": trace_id.hex()}  # a cursor pages this trace only
+    # The summary of a trace longer than a page is kept for API_CACHE_TTL, so each further
+    # page reads only its own spans (on a 300,000-span trace the summary is most of a page's cost).
+    summary_key = cache.key(request.path + "#summary", bound)
     async with request.app[POOL].connection() as conn:
-        rows, events, links, records = await queries.trace(conn, trace_id)
-    if not rows:
-        raise not_found(f"no trace with id {trace_id.hex()}")
-    ordered = tree.tree_order(rows)
-    summary = tree.summary(ordered)
-    start_ns, end_ns = summary.pop("start_ns"), summary.pop("end_ns")
-    span_ids = {bytes(row["span_id"]) for row in rows}
+
+        async def summary_json() -> bytes:
+            found = await queries.trace_summary(conn, trace_id)
+            if found is None:
+                raise not_found(f"no trace with id {trace_id.hex()}")
+            return orjson.dumps(_trace_summary(found))
+
+        if values["cursor"] is None:
+            after = None
+            found = await queries.trace_summary(conn, trace_id)
+            if found is None:
+                raise not_found(f"no trace with id {trace_id.hex()}")
+            summary = _trace_summary(found)
+        else:
+            key, _ = decode_cursor(values["cursor"], bound, ("nanos", "span_id", "nanos", "nanos"), secret)
+            after = (key[0], bytes.fromhex(key[1]))
+            summary = orjson.loads((await cache.get_or_compute(summary_key, summary_json))[0])
+        first, last = summary.pop("first_start_us"), summary.pop("last_start_us")
+        rows, events, links = await queries.trace_spans(conn, trace_id, as_datetime(first * 1000), as_datetime(last * 1000), after, limit)
+        # The page's spans' log records, and on the first page the trace's records that name
+        # none of its spans; read after the span tables (the order maintenance locks them in).
+        records = await logs.trace_records(conn, trace_id, [bytes(r["span_id"]) for r in rows[:limit]])
+        loose = await logs.trace_records_without_span(conn, trace_id) if values["cursor"] is None else []
+    cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        position = [rows[-1]["start_time_unix_nano"], bytes(rows[-1]["span_id"]).hex(), first, last]
+        cursor = encode_cursor(position, bound, None, secret)
+        if values["cursor"] is None:
+            await cache.put(summary_key, orjson.dumps({**summary, "first_start_us": first, "last_start_us": last}))
+    by_span_events, by_span_links, by_span_records = _by_span(events), _by_span(links), _by_span(records)
     return json_answer({
         "trace_id": trace_id.hex(),
-        "summary": {**summary, **serialize.times(start_ns, end_ns)},
-        "span_count": len(rows),
-        "spans": [_full_span(row, depth, events, links, records) for depth, row in ordered],
-        # Records of this trace that name no span of it (no span id, or a span not stored).
-        "logs": [logs.record(r) for r in records if not r["span_id"] or bytes(r["span_id"]) not in span_ids],
+        "summary": summary,
+        "span_count": summary["span_count"],
+        "spans": [_full_span(row, depth, by_span_events, by_span_links, by_span_records) for depth, row in tree.tree_order(rows)],
+        # Records of this trace that name no span of it (no span id, or a span not stored); first page only.
+        "logs": [logs.record(r) for r in loose],
+        "next_cursor": cursor,
     })
 
 
-def _full_span(row: dict[str, Any], depth: int | None, events: list[dict[str, Any]], links: list[dict[str, Any]],
-               records: list[dict[str, Any]]) -> dict[str, Any]:
+def _trace_summary(found: dict[str, Any]) -> dict[str, Any]:
+    """A trace summary as answered, plus the bounds of its start times in microseconds."""
+    summary = serialize.trace_summary(found)
+    del summary["trace_id"]
+    summary["first_start_us"] = (found["first_start"] - EPOCH) // timedelta(microseconds=1)
+    summary["last_start_us"] = (found["last_start"] - EPOCH) // timedelta(microseconds=1)
+    return summary
+
+
+def _by_span(rows: list[dict[str, Any]]) -> dict[bytes, list[dict[str, Any]]]:
+    grouped: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[bytes(row["span_id"])].append(row)
+    return grouped
+
+
+def _full_span(row: dict[str, Any], depth: int | None, events: Mapping[bytes, Rows], links: Mapping[bytes, Rows],
+               records: Mapping[bytes, Rows]) -> dict[str, Any]:
     span_id = bytes(row["span_id"])
     answer = serialize.span(row)
     if depth is not None:
         answer["depth"] = depth
-    answer["events"] = [serialize.event(e) for e in events if bytes(e["span_id"]) == span_id]
-    answer["links"] = [serialize.link(link) for link in links if bytes(link["span_id"]) == span_id]
-    answer["logs"] = [logs.record(r) for r in records if r["span_id"] and bytes(r["span_id"]) == span_id]
+    answer["events"] = [serialize.event(e) for e in events.get(span_id, ())]
+    answer["links"] = [serialize.link(link) for link in links.get(span_id, ())]
+    answer["logs"] = [logs.record(r) for r in records.get(span_id, ())]
     # GenAI content in one shape wherever the SDK put it: span attributes, span events, log records.
     answer["messages"] = genai_events.span_messages(answer["attributes"], answer["events"], answer["logs"])
     return answer
@@ -85,22 +133,24 @@ async def search_traces(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     values = _query(request, specs.TRACE_SEARCH)
     limit = check_limit(values, settings.max_limit)
-    span, after = page(values, settings.default_window, settings.max_search_window, (int, str))
+    by_start = values["sort"].lstrip("-") == "start_time"
+    shape = ("nanos" if by_start else "int64", "trace_id")
+    span, after = page(values, settings.default_window, settings.max_search_window, shape, request.app[CURSOR_KEY])
     async with request.app[POOL].connection() as conn:
         rows = await trace_search.search_traces(conn, values, span, after, limit)
-    sort_column = "root_start_ns" if values["sort"].lstrip("-") == "start_time" else "root_duration_ns"
+    sort_column = "root_start_ns" if by_start else "root_duration_ns"
     return _page_answer(
-        "traces", [serialize.trace_summary(r) for r in rows[:limit]], rows, limit, values, span,
+        request, "traces", [serialize.trace_summary(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last[sort_column], bytes(last["trace_id"]).hex()],
     )
 
 
 def _page_answer(
-    name: str, items: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int, values: Mapping[str, Any],
+    request: web.Request, name: str, items: list[dict[str, Any]], rows: list[dict[str, Any]], limit: int, values: Mapping[str, Any],
     span: Window, key: Callable[[dict[str, Any]], list[Any]],
 ) -> web.Response:
     more = len(rows) > limit
-    cursor = encode_cursor(key(rows[limit - 1]), values, span) if more else None
+    cursor = encode_cursor(key(rows[limit - 1]), values, span, request.app[CURSOR_KEY]) if more else None
     return json_answer({"window": serialize.window(span.start_ns, span.end_ns), name: items, "next_cursor": cursor})
 
 
@@ -119,9 +169,8 @@ async def get_span(request: web.Request) -> web.Response:
         if len({bytes(r["trace_id"]) for r in rows}) > 1:
             raise Problem(409, "Ambiguous span id", f"span id {span_id.hex()} is in several traces; give trace_id")
         events, links = await queries.events_and_links(conn, bytes(rows[0]["trace_id"]), span_id)
-        records = await logs.search(conn, {"trace_id": bytes(rows[0]["trace_id"]), "span_id": span_id, "sort": "time"},
-                                    _ALL_TIME, None, MAX_SPAN_LOGS)
-    return json_answer(_full_span(rows[0], None, events, links, records[:MAX_SPAN_LOGS]))
+        records = await logs.trace_records(conn, bytes(rows[0]["trace_id"]), [span_id])
+    return json_answer(_full_span(rows[0], None, _by_span(events), _by_span(links), _by_span(records)))
 
 
 async def search_spans(request: web.Request) -> web.Response:
@@ -144,11 +193,13 @@ async def _span_search(request: web.Request, values: dict[str, Any]) -> web.Resp
     if values.get("name") is not None and values.get("name_prefix") is not None:
         raise bad_parameter("name_prefix", "give name or name_prefix, not both")
     limit = check_limit(values, settings.max_limit)
-    span, after = page(values, settings.default_window, settings.max_search_window, (int, str, str))
+    span, after = page(
+        values, settings.default_window, settings.max_search_window, ("nanos", "trace_id", "span_id"), request.app[CURSOR_KEY],
+    )
     async with request.app[POOL].connection() as conn:
         rows = await queries.search_spans(conn, values, span, after, limit)
     return _page_answer(
-        "spans", [serialize.span(r) for r in rows[:limit]], rows, limit, values, span,
+        request, "spans", [serialize.span(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last["start_time_unix_nano"], bytes(last["trace_id"]).hex(), bytes(last["span_id"]).hex()],
     )
 
@@ -182,9 +233,9 @@ async def get_metric_series(request: web.Request) -> web.Response:
                         "aggregation": values["aggregation"], **found})
 
 
-async def _cached(request: web.Request, compute: Callable[[], Awaitable[Any]]) -> web.Response:
+async def _cached(request: web.Request, values: Mapping[str, Any], compute: Callable[[], Awaitable[Any]]) -> web.Response:
     cache = request.app[CACHE]
-    key = cache.key(request.path, request.query.items())
+    key = cache.key(request.path, values)
 
     async def body() -> bytes:
         return orjson.dumps(await compute())
@@ -216,7 +267,7 @@ async def get_usage(request: web.Request) -> web.Response:
             "rows": [serialize.usage_row(r, groups) for r in result.rows],
         }
 
-    return await _cached(request, compute)
+    return await _cached(request, values, compute)
 
 
 async def get_services(request: web.Request) -> web.Response:
@@ -229,14 +280,15 @@ async def get_models(request: web.Request) -> web.Response:
 
 async def _inventory(request: web.Request, groups: tuple[str, ...], filters: dict[str, Any], name: str) -> web.Response:
     settings = request.app[SETTINGS]
-    span = window(_query(request, specs.INVENTORY), settings.default_window, settings.max_usage_window)
+    values = _query(request, specs.INVENTORY)
+    span = window(values, settings.default_window, settings.max_usage_window)
 
     async def compute() -> dict[str, Any]:
         result = await usage(request.app[POOL], filters, span, None, groups, None, settings.rollup_tiers)
         items = sorted((serialize.usage_row(r, groups) for r in result.rows), key=lambda r: -r["request_count"])
         return {"window": serialize.window(span.start_ns, span.end_ns), "source": result.source, name: items}
 
-    return await _cached(request, compute)
+    return await _cached(request, values, compute)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -271,7 +323,11 @@ class Route:
 
 
 ROUTES = (
-    Route("GET", "/traces/{trace_id}", get_trace, "traces", (), "A trace: its spans in tree order with events, links and a summary", "Trace"),
+    Route(
+        "GET", "/traces/{trace_id}", get_trace, "traces", specs.TRACE_BY_ID,
+        "A trace: its summary, and its spans (up to API_TRACE_PAGE_SPANS an answer, paged by start time) in tree order with events and links",
+        "Trace",
+    ),
     Route("GET", "/traces", search_traces, "traces", specs.TRACE_SEARCH, "Trace summaries in a window, keyset-paged", "TracePage"),
     Route("GET", "/spans/{span_id}", get_span, "traces", specs.SPAN_BY_ID, "One span with its events and links", "SpanDetail"),
     Route("GET", "/spans", search_spans, "traces", specs.SPAN_SEARCH, "Span search, keyset-paged; attr.KEY=VALUE filters by attribute", "SpanPage", attrs=True),

@@ -25,7 +25,14 @@ STR, INT, NUM, NULL_STR, NULL_INT, NULL_NUM = (
 HEX32 = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 HEX16 = {"type": "string", "pattern": "^[0-9a-f]{16}$"}
 TIME = {"type": "string", "description": "RFC 3339, UTC, nanoseconds"}
-ATTRS = {"type": "object", "description": "OTLP attributes as JSON (arrays as lists, bytes as base64)"}
+ATTRS = {"type": "object", "description": "OTLP attributes as JSON (arrays as lists, maps as objects, bytes as base64); see exact_values"}
+EXACT = {
+    "type": "object",
+    "description": "Per attribute map (attributes, resource_attributes, scope_attributes), the keys whose plain JSON value is "
+                   "not exact (a double with an integral value, NaN, an infinity, -0.0, bytes, or a list/map holding one) with "
+                   "their OTLP/JSON AnyValue, e.g. {\"doubleValue\": \"NaN\"}, {\"bytesValue\": \"AAE=\"}. Empty when all are exact.",
+    "additionalProperties": {"type": "object"},
+}
 TIMES = {
     "start_time": TIME, "end_time": TIME, "start_time_unix_nano": INT, "end_time_unix_nano": INT,
     "duration_ns": INT, "duration_ms": NUM,
@@ -37,17 +44,20 @@ SPAN = _obj({
     "trace_id": HEX32, "span_id": HEX16, "parent_span_id": {"type": ["string", "null"]}, "trace_state": NULL_STR,
     "name": STR, "kind": {"type": "string", "description": "one of " + ", ".join(SPAN_KINDS)},
     "status": _obj({"code": {"type": "string", "description": "one of " + ", ".join(STATUS_CODES)}, "message": NULL_STR}),
-    "service_name": STR, "scope": _obj({"name": NULL_STR, "version": NULL_STR}), **TIMES,
+    "service_name": STR, "flags": INT,
+    "scope": _obj({"name": NULL_STR, "version": NULL_STR, "attributes": ATTRS, "schema_url": NULL_STR, "dropped_attributes_count": INT}),
+    "resource_schema_url": NULL_STR, "resource_dropped_attributes_count": INT, **TIMES,
     "llm": _obj({
         "provider": NULL_STR, "operation": NULL_STR, "request_model": NULL_STR, "response_model": NULL_STR,
         **{f"{k}_tokens": NULL_INT for k in ("input", "output", "total", "cache_read", "cache_write", "reasoning")},
         **{f"cost_{k}_usd": NULL_NUM for k in ("input", "output", "total")},
     }),
     "attributes": ATTRS, "resource_attributes": ATTRS,
-    "dropped_attributes_count": INT, "dropped_events_count": INT, "dropped_links_count": INT,
+    "dropped_attributes_count": INT, "dropped_events_count": INT, "dropped_links_count": INT, "exact_values": EXACT,
 })
-EVENT = _obj({"time": TIME, "time_unix_nano": INT, "name": STR, "attributes": ATTRS, "dropped_attributes_count": INT})
-LINK = _obj({"trace_id": HEX32, "span_id": HEX16, "trace_state": NULL_STR, "flags": INT, "attributes": ATTRS, "dropped_attributes_count": INT})
+EVENT = _obj({"time": TIME, "time_unix_nano": INT, "name": STR, "attributes": ATTRS, "dropped_attributes_count": INT, "exact_values": EXACT})
+LINK = _obj({"trace_id": HEX32, "span_id": HEX16, "trace_state": NULL_STR, "flags": INT, "attributes": ATTRS, "dropped_attributes_count": INT,
+             "exact_values": EXACT})
 LOG_RECORD = _obj({
     "time": TIME, "time_unix_nano": INT, "observed_time": TIME, "observed_time_unix_nano": INT,
     "trace_id": {"type": ["string", "null"]}, "span_id": {"type": ["string", "null"]}, "flags": INT,
@@ -87,6 +97,14 @@ METRIC_SERIES = _obj({
         "attributes": ATTRS, "service_name": STR, "resource_attributes": ATTRS,
         "points": {"type": "array", "items": SERIES_POINT}})},
 })
+NEXT = {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}
+LATENCY = _obj({k: NULL_NUM for k in ("p50", "p95", "p99", "avg", "max")})
+USAGE_ROW = _obj({
+    "bucket": TIME, "bucket_unix_nano": INT, "service": NULL_STR, "model": NULL_STR, "provider": NULL_STR,
+    "request_count": INT, "error_count": INT, "error_rate": NUM, "input_tokens": INT, "output_tokens": INT,
+    "cost_usd": NUM, "latency_ms": LATENCY,
+}, required=False)
+SOURCE = {"type": "string", "enum": ["rollups", "raw", "rollups+raw"]}
 NEXT = {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}
 LATENCY = _obj({k: NULL_NUM for k in ("p50", "p95", "p99", "avg", "max")})
 USAGE_ROW = _obj({

@@ -38,7 +38,13 @@ def span(row: dict[str, Any]) -> dict[str, Any]:
             "message": row["status_message"],
         },
         "service_name": row["service_name"],
-        "scope": {"name": row["scope_name"], "version": row["scope_version"]},
+        "flags": row["flags"],
+        "scope": {
+            "name": row["scope_name"], "version": row["scope_version"], "attributes": row["scope_attributes"] or {},
+            "schema_url": row["scope_schema_url"], "dropped_attributes_count": row["scope_dropped_attributes_count"] or 0,
+        },
+        "resource_schema_url": row["resource_schema_url"],
+        "resource_dropped_attributes_count": row["resource_dropped_attributes_count"] or 0,
         "start_time": rfc3339_nanos(row["start_time_unix_nano"]),
         "end_time": rfc3339_nanos(row["end_time_unix_nano"]),
         "start_time_unix_nano": row["start_time_unix_nano"],
@@ -65,6 +71,7 @@ def span(row: dict[str, Any]) -> dict[str, Any]:
         "dropped_attributes_count": row["dropped_attributes_count"],
         "dropped_events_count": row["dropped_events_count"],
         "dropped_links_count": row["dropped_links_count"],
+        "exact_values": row["exact_values"] or {},
     }
 
 
@@ -75,6 +82,7 @@ def event(row: dict[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "attributes": row["attributes"],
         "dropped_attributes_count": row["dropped_attributes_count"],
+        "exact_values": row["exact_values"] or {},
     }
 
 
@@ -86,6 +94,7 @@ def link(row: dict[str, Any]) -> dict[str, Any]:
         "flags": row["flags"],
         "attributes": row["attributes"],
         "dropped_attributes_count": row["dropped_attributes_count"],
+        "exact_values": row["exact_values"] or {},
     }
 
 

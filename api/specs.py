@@ -7,6 +7,7 @@ from common.otlp import SPAN_KINDS, STATUS_CODES
 
 MAX_TOKENS = 2**53  # JSON numbers stay exact below this
 MAX_COST = 1e9
+MAX_HAS_ATTR = 10  # each is a containment test on every candidate span; 2,000 took 3.4 s
 BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
 
 WINDOW = (
@@ -47,8 +48,14 @@ SPAN_SEARCH = WINDOW + PAGE + _DURATION + _LLM + _TOKEN_RANGES + (
     Param("status", "enum", "Span status code", choices=STATUS_CODES),
     Param("min_cost_usd", "number", "Least cost in USD, inclusive", minimum=0, maximum=MAX_COST),
     Param("max_cost_usd", "number", "Most cost in USD, inclusive", minimum=0, maximum=MAX_COST),
-    Param("has_attr", "text", "Only spans that have this span attribute (may be repeated)", repeat=True),
+    Param("has_attr", "text", f"Only spans that have this span attribute (may be repeated, up to {MAX_HAS_ATTR} times)", repeat=True, max_items=MAX_HAS_ATTR),
     Param("sort", "enum", "Order by start time, - for newest first", choices=("-start_time", "start_time"), default="-start_time"),
+)
+
+TRACE_LIMIT = Param("limit", "int", "Most spans in this answer (default and most: API_TRACE_PAGE_SPANS); the rest are paged with next_cursor", minimum=1)
+TRACE_BY_ID = (
+    TRACE_LIMIT,
+    Param("cursor", "cursor", "The next_cursor of the previous answer for this trace"),
 )
 
 SPAN_BY_ID = WINDOW + (
@@ -57,7 +64,7 @@ SPAN_BY_ID = WINDOW + (
 
 USAGE = WINDOW + (
     Param("bucket", "enum", "Bucket width", choices=tuple(BUCKETS), default="1h"),
-    Param("group_by", "enum", "Group series by service and/or model (may be repeated)", choices=("service", "model"), repeat=True),
+    Param("group_by", "enum", "Group series by service and/or model (may be repeated)", choices=("service", "model"), repeat=True, max_items=2),
     Param("service", "text", "Only this service"),
     Param("model", "text", "Only this model (request model, else response model)"),
     Param("provider", "text", "Only this LLM provider"),

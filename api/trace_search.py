@@ -5,8 +5,9 @@ sorting and duration filters use the root span's start and duration, which the t
 serves, so a search reads about as many roots as the page holds instead of grouping every
 span of the window (on 10M spans, grouping a day took 5-7 s). Trace-level filters
 (a service, an error, a model, the cost) are probes by trace id over the spans starting
-within an hour of the root. The summaries of the page's traces are then computed over all their spans. A trace whose root
-span is not stored (not arrived, or sampled away) is not found here; it is still readable
+within an hour of the root. The summaries of the page's traces are then computed over
+their spans starting within that hour too (GET /traces/{trace_id} sums every span of a
+trace however long it runs). A trace whose root span is not stored (not arrived, or sampled away) is not found here; it is still readable
 by id.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from api.queries import ERROR, MS, Where, in_window
+from api.queries import ERROR, MS, TRACE_TOTALS, Where, in_window
 from api.window import Window, as_datetime
 
 _ROOTS = """
@@ -29,25 +30,18 @@ WHERE {where}
 ORDER BY {order}
 LIMIT %s
 """
-_SUMMARIES = f"""
-SELECT trace_id,
-       min(start_time_unix_nano) AS start_ns,
-       max(end_time_unix_nano) AS end_ns,
-       count(*) AS span_count,
-       count(*) FILTER (WHERE status_code = {ERROR}) AS error_count,
-       coalesce(sum(input_tokens), 0)::bigint AS input_tokens,
-       coalesce(sum(output_tokens), 0)::bigint AS output_tokens,
-       coalesce(sum(cost_total_usd), 0) AS cost_usd,
-       array_agg(DISTINCT service_name ORDER BY service_name) AS services
-FROM spans
-WHERE trace_id = ANY(%s)
-GROUP BY trace_id
-"""
 # Trace-level filters look at the trace's spans starting within this much of its root: the
 # time bound lets each probe skip the other days' partitions (3-5x faster on 10M spans).
 HORIZON = "interval '1 hour'"
 _OF_TRACE = f"s.trace_id = r.trace_id AND s.start_time >= r.start_time - {HORIZON} AND s.start_time < r.start_time + {HORIZON}"
 _HAS = "EXISTS (SELECT 1 FROM spans AS s WHERE " + _OF_TRACE + " AND {})"
+# One probe per trace of the page, bounded like the filters: one id per probe keeps a bloom
+# filter of a compressed batch selective (50 ids at once matched half of all batches).
+_SUMMARIES = f"""
+SELECT r.trace_id, t.*
+FROM unnest(%s::bytea[], %s::timestamptz[]) AS r(trace_id, start_time)
+CROSS JOIN LATERAL (SELECT {TRACE_TOTALS} FROM spans AS s WHERE {_OF_TRACE}) AS t
+"""
 
 
 def _where(f: Mapping[str, Any], span: Window) -> Where:
@@ -98,6 +92,6 @@ async def search_traces(
         roots = await cur.fetchall()
         if not roots:
             return []
-        await cur.execute(_SUMMARIES, ([bytes(r["trace_id"]) for r in roots],))
+        await cur.execute(_SUMMARIES, ([bytes(r["trace_id"]) for r in roots], [as_datetime(r["root_start_ns"]) for r in roots]))
         totals = {bytes(t["trace_id"]): t for t in await cur.fetchall()}
     return [{**totals[bytes(r["trace_id"])], **r} for r in roots]

@@ -1,12 +1,15 @@
 """Usage over time: counts, errors, tokens and cost from the rollups for every whole
 rollup bucket of the window (the coarsest tier first: hourly where configured, then
 per-minute), from raw spans for the partial minutes at its edges; latency percentiles
-from raw spans (a block sample when the window holds many spans).
+exact over the raw spans, or, when the window holds more than API_PERCENTILE_SAMPLE_SPANS,
+exact over the spans of one time slice of each bucket (a systematic time sample of about
+that many spans; latency_sample_fraction says which share of time was read).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -116,22 +119,55 @@ def _totals_statement(
     return statement, args, "+".join(sorted(sources, reverse=True))
 
 
+def sample_slices(span: Window, bucket: timedelta, every: int) -> list[Window]:
+    """One slice of each answer bucket, 1/every of its width, at an offset that moves on by
+    one slice from bucket to bucket (so no slice of the day is always or never read)."""
+    width_ns = int(bucket.total_seconds()) * 1_000_000_000
+    slice_ns = max(1000, width_ns // every)
+    slices = []
+    for start in range(span.start_ns // width_ns * width_ns, span.end_ns, width_ns):
+        low = start + (start // width_ns) % every * slice_ns
+        part = Window(max(low, span.start_ns), min(low + slice_ns, start + width_ns, span.end_ns))
+        if part.start_ns < part.end_ns:
+            slices.append(part)
+    return slices
+
+
 async def _percentiles(
-    conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], fraction: float,
+    conn: AsyncConnection, f: Mapping[str, Any], span: Window, bucket: timedelta | None, groups: Sequence[str], every: int,
+    sample_cap: int = 100_000,
 ) -> dict[tuple[Any, ...], list[float]]:
+    """Exact percentile_cont over the spans of the window (every == 1), or over those starting
+    in one slice of 1/every of each bucket. Only the time index and the filters pick the rows,
+    so compressed and uncompressed chunks give the same answer (TABLESAMPLE would not: it
+    reads pages, and TimescaleDB ignores it on compressed chunks)."""
     select, args = _select(bucket, groups, rollup=False)
-    where = Where()
-    in_window(where, span)
-    _filters(where, f, rollup=False)
-    # SYSTEM sampling reads only the sampled pages; REPEATABLE keeps repeated answers equal.
-    sample = f"TABLESAMPLE SYSTEM ({fraction * 100:.6f}) REPEATABLE (0)" if fraction < 1 else ""
     keys = ", ".join(["bucket", *groups])
+    where = Where()
+    _filters(where, f, rollup=False)
+    if every == 1 or bucket is None:
+        in_window(where, span)
+        source = f"SELECT {select}, duration_ns FROM spans WHERE {where.sql()}"
+        source_args = args + where.args
+    else:
+        slices = sample_slices(span, bucket, every)
+        # One index range scan per slice, one slice per bucket. The LIMIT (never reached
+        # unless one slice alone holds more than the whole sample) keeps the subquery from
+        # being flattened: the planner cannot estimate the slices, and once chose a scan of
+        # every span joined to them (24 s instead of 40 ms on 1M spans).
+        source = (
+            f"SELECT {select}, duration_ns FROM unnest(%s::timestamptz[], %s::timestamptz[], %s::bigint[], %s::bigint[]) "
+            f"AS sl(lo, hi, lo_ns, hi_ns) CROSS JOIN LATERAL (SELECT * FROM spans WHERE start_time >= sl.lo AND start_time < sl.hi "
+            f"AND start_time_unix_nano >= sl.lo_ns AND start_time_unix_nano < sl.hi_ns AND {where.sql()} LIMIT %s) AS spans"
+        )
+        source_args = args + [[w.start for w in slices], [w.end for w in slices],
+                              [w.start_ns for w in slices], [w.end_ns for w in slices]] + where.args + [sample_cap]
     statement = (
         f"SELECT {keys}, percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY duration_ns) AS p "
-        f"FROM (SELECT {select}, duration_ns FROM spans {sample} WHERE {where.sql()}) AS s GROUP BY {keys}"
+        f"FROM ({source}) AS s GROUP BY {keys}"
     )
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(statement, args + where.args)
+        await cur.execute(statement, source_args)
         return {tuple(row[k] for k in ("bucket", *groups)): row["p"] for row in await cur.fetchall()}
 
 
@@ -171,8 +207,8 @@ async def _sampled_percentiles(
 ) -> tuple[dict[tuple[Any, ...], list[float]], float]:
     async with pool.connection() as conn:
         count = await _rollup_span_count(conn, f, span, tiers)
-        fraction = min(1.0, sample_spans / count) if count else 1.0
-        return await _percentiles(conn, f, span, bucket, groups, fraction), fraction
+        every = max(1, math.ceil(count / sample_spans))
+        return await _percentiles(conn, f, span, bucket, groups, every, sample_spans), 1 / every
 
 
 async def usage(

@@ -34,6 +34,61 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
+_INF = float("inf")
+
+
+def exact_json(value: AnyValue) -> dict[str, Any] | None:
+    """The OTLP/JSON form of a value that any_value's plain JSON cannot hold exactly, else None.
+
+    Inexact in plain JSON (once stored as jsonb and read back): a double with an integral
+    value (it would read back as an int), NaN and the infinities (JSON has none), -0.0
+    (numeric has no negative zero), bytes (base64 text reads as a string), and a list or map
+    holding one of these. A double is given as a JSON number where that is exact, else as the
+    string protobuf's JSON mapping allows ("NaN", "Infinity", "-Infinity", "-0.0").
+    """
+    which = value.WhichOneof("value")
+    if which == "double_value":
+        d = value.double_value
+        return {"doubleValue": _double(d)} if d != d or d in (_INF, -_INF) or d.is_integer() else None
+    if which == "bytes_value":
+        return {"bytesValue": base64.b64encode(value.bytes_value).decode("ascii")}
+    if which == "array_value":
+        return otlp_json(value) if any(exact_json(v) is not None for v in value.array_value.values) else None
+    if which == "kvlist_value":
+        return otlp_json(value) if any(exact_json(kv.value) is not None for kv in value.kvlist_value.values) else None
+    return None
+
+
+def _double(d: float) -> float | str:
+    if d != d:
+        return "NaN"
+    if d in (_INF, -_INF):
+        return "Infinity" if d > 0 else "-Infinity"
+    if d == 0 and str(d).startswith("-"):
+        return "-0.0"
+    return d
+
+
+def otlp_json(value: AnyValue) -> dict[str, Any]:
+    """An AnyValue in OTLP/JSON (the protobuf JSON mapping: int64 as a string, bytes as base64)."""
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return {"stringValue": value.string_value}
+    if which == "int_value":
+        return {"intValue": str(value.int_value)}
+    if which == "double_value":
+        return {"doubleValue": _double(value.double_value)}
+    if which == "bool_value":
+        return {"boolValue": value.bool_value}
+    if which == "bytes_value":
+        return {"bytesValue": base64.b64encode(value.bytes_value).decode("ascii")}
+    if which == "array_value":
+        return {"arrayValue": {"values": [otlp_json(v) for v in value.array_value.values]}}
+    if which == "kvlist_value":
+        return {"kvlistValue": {"values": [{"key": kv.key, "value": otlp_json(kv.value)} for kv in value.kvlist_value.values]}}
+    return {}
+
+
 def attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in kvs}
 

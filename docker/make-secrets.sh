@@ -62,3 +62,11 @@ if [ ! -e "$dir/api_keys" ]; then
 else
     echo "kept    $dir/api_keys"
 fi
+
+# Grafana's key for the traces (Tempo) data source: scope traces only, its own entry.
+grafana_key="$(if [ -e "$dir/grafana_api_key" ]; then cat "$dir/grafana_api_key"; else printf 'obs_%s' "$(password)"; fi)"
+write grafana_api_key "$grafana_key"
+if ! grep -q '^grafana:' "$dir/api_keys"; then
+    printf '\ngrafana:traces:%s' "$(sha256 "$grafana_key")" >> "$dir/api_keys"
+    echo "added   the grafana entry to $dir/api_keys"
+fi

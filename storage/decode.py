@@ -11,6 +11,7 @@ datetime per timestamp cost a quarter of decode time).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import isfinite
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from common import genai
-from common.otlp import any_value
+from common.otlp import any_value, exact_json
 
 UNKNOWN_SERVICE = "unknown_service"
 
@@ -34,6 +35,9 @@ SPAN_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_input_usd", "cost_output_usd",
     "cost_total_usd", "resource_attributes", "attributes", "dropped_attributes_count",
     "dropped_events_count", "dropped_links_count", "start_time", "end_time", "duration_ns",
+    # migration 0006: what OTLP carries beside span attributes, and exact_values (below)
+    "resource_schema_url", "resource_dropped_attributes_count", "scope_attributes", "scope_schema_url",
+    "scope_dropped_attributes_count", "exact_values",
 )
 SPAN_TYPES = (
     "bytea", "bytea", "bytea", "text", "int8", "text", "int4",
@@ -44,17 +48,19 @@ SPAN_TYPES = (
     "int8", "int8", "numeric", "numeric",
     "numeric", "jsonb", "jsonb", "int8",
     "int8", "int8", "timestamptz", "timestamptz", "int8",
+    "text", "int8", "jsonb", "text", "int8", "jsonb",
 )
 EVENT_COLUMNS = ("trace_id", "span_id", "span_start_time", "event_index", "time", "time_unix_nano", "name",
-                 "attributes", "dropped_attributes_count")
-EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8")
+                 "attributes", "dropped_attributes_count", "exact_values")
+EVENT_TYPES = ("bytea", "bytea", "timestamptz", "int4", "timestamptz", "int8", "text", "jsonb", "int8", "jsonb")
 LINK_COLUMNS = ("trace_id", "span_id", "span_start_time", "link_index", "linked_trace_id", "linked_span_id",
-                "trace_state", "flags", "attributes", "dropped_attributes_count")
-LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8")
+                "trace_state", "flags", "attributes", "dropped_attributes_count", "exact_values")
+LINK_TYPES = ("bytea", "bytea", "timestamptz", "int4", "bytea", "bytea", "text", "int8", "jsonb", "int8", "jsonb")
 _START_NS = SPAN_COLUMNS.index("start_time_unix_nano")
 MAX_UNIX_NANO = 2**63 - 1  # OTLP times are uint64; the exact nanoseconds are kept in a bigint
 PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in unix microseconds: PostgreSQL's time zero
 _NO_LLM = genai.NOT_LLM
+_MAYBE_INEXACT = frozenset(("double_value", "bytes_value", "array_value", "kvlist_value"))
 
 
 class UndecodableEntry(ValueError):
@@ -121,18 +127,37 @@ def pg_micros(ns: int) -> int:
 
 
 
-def _attributes(kvs: Iterable[KeyValue]) -> dict[str, Any]:
+def _attributes(kvs: Iterable[KeyValue], exact: dict[str, Any] | None = None) -> dict[str, Any]:
     """common.otlp.attributes, with the two common value kinds read straight from their fields.
 
     A non-empty string or a non-zero int answers without WhichOneof; only an empty string, a
     zero or another kind asks which field is set (any_value). A third less than asking for
-    every value, on the attributes that are most of decode time.
+    every value, on the attributes that are most of decode time. Values plain JSON cannot
+    hold exactly (common.otlp.exact_json) also go into `exact`, by key; only that slower
+    path can meet one.
     """
     out: dict[str, Any] = {}
     for kv in kvs:
         value = kv.value
-        out[kv.key] = value.string_value or value.int_value or any_value(value)
+        plain = value.string_value or value.int_value
+        if not plain:
+            which = value.WhichOneof("value")
+            double = value.double_value
+            if which == "double_value" and isfinite(double) and not double.is_integer():
+                plain = double  # the common double (a cost, a score): exact as JSON, one check
+            else:
+                plain = any_value(value)
+                if exact is not None and which in _MAYBE_INEXACT:
+                    typed = exact_json(value)
+                    if typed is not None:
+                        exact[kv.key] = typed
+        out[kv.key] = plain
     return out
+
+
+def _exact_values(**maps: dict[str, Any]) -> bytes | None:
+    kept = {name: values for name, values in maps.items() if values}
+    return _json(kept) if kept else None
 
 
 def parse_request(body: bytes) -> ExportTraceServiceRequest:
@@ -204,10 +229,12 @@ def span_units(request: ExportTraceServiceRequest) -> Iterator[SpanRows | BadSpa
     and a span that cannot be decoded is set apart without its neighbours."""
     for r, resource_spans in enumerate(request.resource_spans):
         try:
-            resource = _attributes(resource_spans.resource.attributes)
+            resource_exact: dict[str, Any] = {}
+            resource = _attributes(resource_spans.resource.attributes, resource_exact)
             service = resource.get("service.name")
             service_name = str(service) if service not in (None, "") else UNKNOWN_SERVICE
-            resource_json = _json(resource)
+            outer = Outer(service_name, _json(resource), _text(resource_spans.schema_url),
+                          resource_spans.resource.dropped_attributes_count, resource_exact)
         except Exception as exc:  # content of this resource: all its spans are set apart
             reason = f"resource attributes cannot be decoded ({type(exc).__name__})"
             for s, scope_spans in enumerate(resource_spans.scope_spans):
@@ -215,19 +242,56 @@ def span_units(request: ExportTraceServiceRequest) -> Iterator[SpanRows | BadSpa
                     yield BadSpan(reason, (r, s, i))
             continue
         for s, scope_spans in enumerate(resource_spans.scope_spans):
-            scope_name = _text(scope_spans.scope.name)
-            scope_version = _text(scope_spans.scope.version)
+            try:
+                scope = outer.scope(scope_spans)
+            except Exception as exc:  # content of this scope: its spans are set apart
+                reason = f"scope attributes cannot be decoded ({type(exc).__name__})"
+                for i in range(len(scope_spans.spans)):
+                    yield BadSpan(reason, (r, s, i))
+                continue
             for i, span in enumerate(scope_spans.spans):
                 try:
-                    yield _span_rows(span, service_name, scope_name, scope_version, resource_json, (r, s, i))
+                    yield _span_rows(span, scope, (r, s, i))
                 except UndecodableEntry as exc:
                     yield BadSpan(str(exc), (r, s, i))
                 except Exception as exc:  # anything else raised by one span's content is that span's
                     yield BadSpan(f"span cannot be decoded ({type(exc).__name__})", (r, s, i))
 
 
-def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_version: str | None,
-               resource_json: bytes, where: Where) -> SpanRows:
+@dataclass(frozen=True, slots=True)
+class Outer:
+    """What a resource gives each of its spans' rows."""
+
+    service_name: str
+    resource_json: bytes
+    schema_url: str | None
+    dropped: int
+    exact: dict[str, Any]
+
+    def scope(self, scope_spans: Any) -> "Scope":
+        scope = scope_spans.scope
+        scope_exact: dict[str, Any] = {}
+        scope_json = _json(_attributes(scope.attributes, scope_exact)) if scope.attributes else None
+        return Scope(self, _text(scope.name), _text(scope.version), scope_json, _text(scope_spans.schema_url),
+                     scope.dropped_attributes_count, scope_exact,
+                     _exact_values(resource_attributes=self.exact, scope_attributes=scope_exact))
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What a scope (and its resource) gives each of its spans' rows."""
+
+    outer: Outer
+    name: str | None
+    version: str | None
+    attributes_json: bytes | None
+    schema_url: str | None
+    dropped: int
+    exact: dict[str, Any]
+    outer_exact: bytes | None  # the exact values of the resource and scope, shared by spans that add none
+
+
+def _span_rows(span: Span, scope: Scope, where: Where) -> SpanRows:
     trace_id = span.trace_id
     span_id = span.span_id
     if len(trace_id) != 16 or len(span_id) != 8:
@@ -237,7 +301,11 @@ def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_vers
     if end > MAX_UNIX_NANO:
         raise UndecodableEntry(f"span has a time past year 2262 ({end} ns), beyond a bigint")
     start_time = pg_micros(start)
-    attrs = _attributes(span.attributes)
+    span_exact: dict[str, Any] = {}
+    attrs = _attributes(span.attributes, span_exact)
+    outer = scope.outer
+    exact = scope.outer_exact if not span_exact else _exact_values(
+        attributes=span_exact, resource_attributes=outer.exact, scope_attributes=scope.exact)
     # Most spans are not LLM calls: skip the cross-walk's dozens of lookups for them.
     llm = _NO_LLM if genai.ALL_KEYS.isdisjoint(attrs) else genai.extract(attrs)
     status = span.status
@@ -246,12 +314,13 @@ def _span_rows(span: Span, service_name: str, scope_name: str | None, scope_vers
     row = (
         trace_id, span_id, parent if parent and parent != ZERO_SPAN else None, _text(span.trace_state), span.flags,
         _text(span.name) or "", span.kind, status.code, _text(status.message),
-        service_name, scope_name, scope_version, start, end,
+        outer.service_name, scope.name, scope.version, start, end,
         llm.provider, llm.operation, llm.request_model, llm.response_model,
         llm.input_tokens, llm.output_tokens, llm.total_tokens, llm.cache_read_tokens,
         llm.cache_write_tokens, llm.reasoning_tokens, llm.cost_input_usd, llm.cost_output_usd,
-        llm.cost_total_usd, resource_json, attributes_json, span.dropped_attributes_count,
+        llm.cost_total_usd, outer.resource_json, attributes_json, span.dropped_attributes_count,
         span.dropped_events_count, span.dropped_links_count, start_time, pg_micros(end), end - start,
+        outer.schema_url, outer.dropped, scope.attributes_json, scope.schema_url, scope.dropped, exact,
     )
     size = ROW_OVERHEAD + len(attributes_json)
     events: list[tuple[Any, ...]] = _NONE
@@ -275,11 +344,12 @@ def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, sta
     for index, event in enumerate(events):
         if event.time_unix_nano > MAX_UNIX_NANO:
             raise UndecodableEntry(f"event {index} has a time past year 2262, beyond a bigint")
-        attributes = _json(_attributes(event.attributes))
+        exact: dict[str, Any] = {}
+        attributes = _json(_attributes(event.attributes, exact))
         size += ROW_OVERHEAD + len(attributes) + len(event.name)
         out.append((
             trace_id, span_id, start_time, index, pg_micros(event.time_unix_nano), event.time_unix_nano,
-            _text(event.name) or "", attributes, event.dropped_attributes_count,
+            _text(event.name) or "", attributes, event.dropped_attributes_count, _exact_values(attributes=exact),
         ))
     return size
 
@@ -288,10 +358,11 @@ def _link_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, star
                links: Iterable[Span.Link]) -> int:
     size = 0
     for index, link in enumerate(links):
-        attributes = _json(_attributes(link.attributes))
+        exact: dict[str, Any] = {}
+        attributes = _json(_attributes(link.attributes, exact))
         size += ROW_OVERHEAD + len(attributes)
         out.append((
             trace_id, span_id, start_time, index, link.trace_id, link.span_id, _text(link.trace_state),
-            link.flags, attributes, link.dropped_attributes_count,
+            link.flags, attributes, link.dropped_attributes_count, _exact_values(attributes=exact),
         ))
     return size

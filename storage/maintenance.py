@@ -26,7 +26,7 @@ _MAINTAIN = (
 
 
 def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
-    return (policy.retention_days, policy.compress_after_days, policy.chunk_interval_hours,
+    return (policy.retention_days, policy.compress_after_days, policy.chunk_hours,
             policy.partitions_ahead_days)
 
 

@@ -15,7 +15,11 @@ Scenarios (the issue's targets):
 - span search over 24 h (p99 <= 200 ms): a random 24 h window of the 7 days, one service,
   LLM client spans slower than 1 s, first page of 100.
 - usage over 7 days (p99 <= 300 ms): bucket 1 h, grouped by model, percentiles included.
-- trace search over 24 h (no target): one service, traces with an error, first page of 50.
+- trace search over 24 h (p99 <= 200 ms): one service, traces with an error, first page of 50;
+  and one model, first page of 50.
+
+With --baseline COMMIT the same requests go to the API of COMMIT (unpacked with git archive)
+and to this tree's, alternately, against the same database: the ratio is measured in one run.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -46,6 +52,7 @@ from api.window import NANOS, Window
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86400 * NANOS
+MODELS = ("gpt-4o", "gpt-4o-mini", "claude-3-5-sonnet", "claude-3-haiku", "gemini-1.5-pro", "llama-3-70b")
 SERVICES = ("checkout", "search", "support-bot", "recommender", "billing", "onboarding", "analytics", "gateway")
 
 
@@ -59,6 +66,9 @@ def summary(samples: list[float]) -> dict[str, float]:
             "p99_ms": round(percentile(samples, 0.99) * 1e3, 2), "mean_ms": round(statistics.fmean(samples) * 1e3, 2)}
 
 
+PROCESSES: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> the API process serving it
+
+
 def free_port() -> int:
     import socket
     with socket.socket() as sock:
@@ -67,16 +77,19 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def api_process(readonly_dsn: str, key: str, cache_ttl: int, tiers: str = "1m,1h") -> AsyncIterator[str]:
+async def api_process(
+    readonly_dsn: str, key: str, cache_ttl: int, tiers: str = "1m,1h", root: Path = ROOT, extra: dict[str, str] | None = None,
+) -> AsyncIterator[str]:
     port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("API_")}
     env.update({
         "DATABASE_READONLY_URL": readonly_dsn, "API_KEYS": entry_for("bench", "*", key), "API_PORT": str(port),
         "API_METRICS_PORT": str(metrics_port), "API_HOST": "127.0.0.1", "METRICS_HOST": "127.0.0.1",
         "RATE_LIMIT_REQUESTS": "1000000000", "API_CACHE_TTL": str(cache_ttl), "REDIS_KEY_PREFIX": f"bench-api:{port}:",
-        "LOG_LEVEL": "warning", "API_ROLLUP_TIERS": tiers, "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(ROOT),
+        **(extra or {}), "LOG_LEVEL": "warning", "API_ROLLUP_TIERS": tiers, "OBSERVATORY_ENV_FILE": "/nonexistent", "PYTHONPATH": str(root),
     })
-    proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "api"], env=env, cwd=root)
+    PROCESSES[f"http://127.0.0.1:{port}"] = proc
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(200):
@@ -124,24 +137,36 @@ class Scenarios:
         start, end = self.windows[n % 1000]
         return {"start": str(start), "end": str(end), "service": self.services[n % 1000], "status": "error", "limit": "50"}
 
+    def trace_model_filters(self, n: int) -> dict[str, str]:
+        start, end = self.windows[n % 1000]
+        return {"start": str(start), "end": str(end), "model": MODELS[n % len(MODELS)], "limit": "50"}
+
     def usage_params(self) -> dict[str, str]:
         return {"start": str(self.last_ns - 7 * DAY), "end": str(self.last_ns), "bucket": "1h", "group_by": "model"}
 
 
-async def http_runs(base: str, key: str, s: Scenarios, counts: dict[str, int]) -> dict[str, list[float]]:
+async def http_runs(
+    base: str, key: str, s: Scenarios, counts: dict[str, int], failures: dict[str, int] | None = None,
+) -> dict[str, list[float]]:
+    """Latencies by scenario; answers other than 200 are counted in `failures` by route (a
+    503 at the statement timeout is a result too), and timed like the others."""
+    failures = {} if failures is None else failures
     headers = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession(headers=headers) as http:
         async def get(path: str, params: dict[str, str] | None = None) -> None:
             async with http.get(base + path, params=params) as response:
                 body = await response.read()
                 if response.status != 200:
-                    raise RuntimeError(f"{path} {params}: {response.status} {body[:300]!r}")
+                    if not failures:
+                        print(f"first failure: {path} {params}: {response.status} {body[:300]!r}", file=sys.stderr)
+                    failures[path.split("/")[3]] = failures.get(path.split("/")[3], 0) + 1
 
         return {
             "trace_by_id": await timed(counts["trace"], lambda n: get(f"/api/v1/traces/{s.trace_ids[n % len(s.trace_ids)]}")),
             "span_search_24h": await timed(counts["search"], lambda n: get("/api/v1/spans", s.search_filters(n))),
             "usage_7d": await timed(counts["usage"], lambda n: get("/api/v1/metrics", s.usage_params())),
             "trace_search_24h": await timed(counts["search"], lambda n: get("/api/v1/traces", s.trace_filters(n))),
+            "trace_search_24h_model": await timed(counts["search"], lambda n: get("/api/v1/traces", s.trace_model_filters(n))),
         }
 
 
@@ -178,7 +203,9 @@ async def sql_runs(readonly_dsn: str, s: Scenarios, counts: dict[str, int], samp
 
 def sample_traces(admin_dsn: str) -> tuple[list[str], int, int, int]:
     with psycopg.connect(admin_dsn) as conn:
-        ids = [r[0].hex() for r in conn.execute("SELECT trace_id FROM spans TABLESAMPLE SYSTEM (0.1) LIMIT 500")]
+        # Not TABLESAMPLE: TimescaleDB ignores it on compressed chunks (it would return the first chunk's ids).
+        ids = [r[0].hex() for r in conn.execute(
+            "SELECT trace_id FROM spans WHERE parent_span_id IS NULL ORDER BY hashtext(encode(span_id, 'hex')) LIMIT 500")]
         first, last, total = conn.execute(
             "SELECT min(start_time_unix_nano), max(start_time_unix_nano), (SELECT sum(span_count) FROM span_rollups_1m) FROM spans"
         ).fetchone()
@@ -192,6 +219,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     counts = {"trace": args.trace_requests, "search": args.search_requests, "usage": args.usage_requests}
     scenarios = Scenarios(trace_ids, first_ns, last_ns, args.seed)
     key = new_key()
+    if args.baseline:
+        return await beside_baseline(args, readonly, key, scenarios, counts, total)
     async with api_process(readonly, key, cache_ttl=0) as base:
         api = await http_runs(base, key, scenarios, counts)
     sql = await sql_runs(readonly, scenarios, counts, args.sample_spans)
@@ -200,7 +229,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     async with api_process(readonly, key, cache_ttl=0, tiers="1m") as base:
         minutes = await http_runs(base, key, scenarios, {"trace": 1, "search": 1, "usage": args.usage_requests})
     result: dict[str, Any] = {"spans": total, "scenarios": {}}
-    for name in api:
+    for name in sql:
         a, q = summary(api[name]), summary(sql[name])
         result["scenarios"][name] = {"api": a, "sql": q, "api_over_sql_p50": round(a["p50_ms"] / q["p50_ms"], 2)}
     usage_7d = result["scenarios"]["usage_7d"]
@@ -208,6 +237,45 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     usage_7d["api_minute_tier_only"] = summary(minutes["usage_7d"])
     for q in ("p50", "p99"):
         usage_7d[f"minute_tier_over_hourly_tier_{q}"] = round(usage_7d["api_minute_tier_only"][f"{q}_ms"] / usage_7d["api"][f"{q}_ms"], 2)
+    return result
+
+
+def checkout(commit: str) -> Path:
+    """The tree of `commit`, unpacked beside this one (the API process runs from it)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-api-{commit[:12]}-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+async def beside_baseline(
+    args: argparse.Namespace, readonly: str, key: str, scenarios: Scenarios, counts: dict[str, int], total: int,
+) -> dict[str, Any]:
+    """The same requests to this tree's API and to the baseline commit's, one process after
+    the other (baseline, this, baseline, this: the machine's drift hits both alike)."""
+    baseline_root = checkout(args.baseline)
+    baseline_db = psycopg.conninfo.make_conninfo(readonly, dbname=args.baseline_database or args.database)
+    runs: dict[str, list[dict[str, list[float]]]] = {"baseline": [], "current": []}
+    failures: dict[str, dict[str, int]] = {"baseline": {}, "current": {}}
+    try:
+        for _ in range(args.rounds):
+            for name, root, dsn in (("baseline", baseline_root, baseline_db), ("current", ROOT, readonly)):
+                async with api_process(dsn, key, cache_ttl=0, root=root) as base:
+                    runs[name].append(await http_runs(base, key, scenarios, counts, failures[name]))
+    finally:
+        shutil.rmtree(baseline_root, ignore_errors=True)
+    result: dict[str, Any] = {
+        "spans": total, "baseline": args.baseline, "baseline_database": args.baseline_database or args.database,
+        "rounds": args.rounds, "non_200_answers": failures, "scenarios": {},
+    }
+    for scenario in runs["current"][0]:
+        now = summary([t for run in runs["current"] for t in run[scenario]])
+        before = summary([t for run in runs["baseline"] for t in run[scenario]])
+        result["scenarios"][scenario] = {
+            "current": now, "baseline": before,
+            "baseline_over_current_p50": round(before["p50_ms"] / now["p50_ms"], 2),
+            "baseline_over_current_p99": round(before["p99_ms"] / now["p99_ms"], 2),
+        }
     return result
 
 
@@ -220,6 +288,10 @@ def main() -> None:
     parser.add_argument("--usage-requests", type=int, default=30)
     parser.add_argument("--sample-spans", type=int, default=100_000, help="API_PERCENTILE_SAMPLE_SPANS for the SQL runs")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--baseline", help="a commit whose API answers the same requests in the same run (API only, no SQL runs)")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: alternate the two APIs this many times")
+    parser.add_argument("--baseline-database", help="with --baseline: the database the baseline API reads (default: --database), "
+                        "e.g. one seeded with the baseline's migrations")
     result = asyncio.run(main_async(parser.parse_args()))
     print(json.dumps(result, indent=2))
 

@@ -27,7 +27,7 @@ async def test_trace_in_tree_order_with_events_links_and_summary(client: TestCli
     assert llm["events"][0]["time_unix_nano"] == T0 + 25 * MS + 123
     assert body["spans"][1]["links"] == [{
         "trace_id": TRACE_B, "span_id": ROOT_B, "trace_state": "k=v", "flags": 1,
-        "attributes": {"link.kind": "follows"}, "dropped_attributes_count": 0,
+        "attributes": {"link.kind": "follows"}, "dropped_attributes_count": 0, "exact_values": {},
     }]
     assert body["spans"][0]["events"] == [] and body["spans"][0]["links"] == []
     assert body["summary"] == {

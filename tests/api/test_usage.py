@@ -14,8 +14,8 @@ from storage.decode import decode
 from storage.writer import SpanWriter
 from tests.api.conftest import ClientFactory, get_json
 from tests.api.test_limits import metric
-from tests.api.data import S, Rollup, insert_rollups, ns
-from tests.conftest import Database
+from tests.api.data import MS, S, Rollup, Span, insert_rollups, insert_spans, ns
+from tests.conftest import Database, create_database, drop_database
 from tests.storage.support import NOW_NS, request, trace_ids
 
 WINDOW = {"start": "2025-06-03T10:00:30Z", "end": "2025-06-03T10:05:30Z"}
@@ -181,3 +181,33 @@ async def test_both_tiers_and_the_spans_agree_after_writer_round_trips(make_clie
                 for r in default["rows"]]
     assert answered == expected
     assert sum(r[2] for r in answered) == 13 * 9  # the first batch starts before the window
+
+
+async def test_sampled_percentiles_read_one_time_slice_of_each_bucket(make_client: ClientFactory) -> None:
+    """A span a second for 4 minutes, each lasting (its second of the minute) ms: with a
+    sample of a quarter, each minute's percentiles come from one 15-second slice, a
+    different quarter each minute, computed exactly (percentile_cont) over that slice."""
+    db = create_database("obs_api_sample")
+    try:
+        t0 = ns("2025-06-05T10:00:00Z")
+        spans = [Span(f"{n + 1:032x}", f"{n + 1:016x}", "tick", t0 + n * S, (n % 60 + 1) * MS, "clock") for n in range(240)]
+        with db.connect() as conn:
+            insert_spans(conn, spans)
+            insert_rollups(conn, [Rollup(t0 + m * 60 * S, "clock", None, None, 60, 0, 0, 0, Decimal(0), 0, 0) for m in range(4)])
+        window = {"start": "2025-06-05T10:00:00Z", "end": "2025-06-05T10:04:00Z", "bucket": "1m"}
+        exact = await get_json(await make_client(db, cache_ttl=0), "/api/v1/metrics", **window)
+        assert exact["latency_sample_fraction"] == 1.0
+        assert [r["latency_ms"]["p50"] for r in exact["rows"]] == [30.5] * 4  # 1..60 ms
+        sampled = await get_json(await make_client(db, percentile_sample_spans=60, cache_ttl=0), "/api/v1/metrics", **window)
+        assert sampled["latency_sample_fraction"] == 0.25
+        assert [r["request_count"] for r in sampled["rows"]] == [60] * 4  # totals stay exact
+        # Bucket m covers seconds [15 q, 15 q + 15) of its minute for some quarter q: durations
+        # 15 q + 1 .. 15 q + 15 ms, median 15 q + 8; every quarter once over four minutes.
+        quarters = []
+        for row in sampled["rows"]:
+            p50, p99 = row["latency_ms"]["p50"], row["latency_ms"]["p99"]
+            assert (p50 - 8) % 15 == 0 and p99 == pytest.approx(p50 - 7 + 14 * 0.99)
+            quarters.append(int((p50 - 8) // 15))
+        assert sorted(quarters) == [0, 1, 2, 3]
+    finally:
+        drop_database(db.name)

@@ -163,7 +163,7 @@ def expand(sql: str, services: list[str]) -> str:
 def sql_targets() -> list[tuple[str, str]]:
     dashboard = load_json(SQL_DASHBOARD)
     queries = [(panel["title"], target["rawSql"]) for panel, target in all_targets(dashboard)]
-    queries += [(f"variable {v['name']}", v["query"]) for v in dashboard["templating"]["list"]]
+    queries += [(f"variable {v['name']}", v["query"]) for v in dashboard["templating"]["list"] if v["type"] == "query"]
     return queries
 
 
@@ -232,3 +232,50 @@ def test_latency_percentiles_are_in_seconds(seeded: Database) -> None:
     columns, rows = run(seeded, panel_sql("Latency percentiles"))
     p99 = max(row[columns.index("p99")] for row in rows)
     assert p99 == pytest.approx(4.0)
+
+
+# --- the traces (Tempo) data source and the links to traces ------------------------------------
+
+def test_traces_datasource_reads_the_api_with_its_own_traces_only_key() -> None:
+    config = yaml.safe_load((PROVISIONING / "datasources/datasources.yml").read_text())
+    tempo = next(s for s in config["datasources"] if s["uid"] == "observatory-traces")
+    api = stack("base")["services"]["api"]
+    assert tempo["type"] == "tempo" and tempo["url"] == "http://api:8080"
+    assert tempo["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert tempo["secureJsonData"]["httpHeaderValue1"] == "Bearer ${OBSERVATORY_GRAFANA_API_KEY}"
+    assert tempo["jsonData"]["streamingEnabled"]["search"] is False  # the API answers HTTP search only
+    grafana = stack("base")["services"]["grafana"]
+    assert "grafana_api_key" in grafana["secrets"]
+    assert 'OBSERVATORY_GRAFANA_API_KEY="$(cat /run/secrets/grafana_api_key)"' in " ".join(grafana["entrypoint"])
+    assert set(grafana["networks"]) >= set(api["networks"]) & {"frontend"}, "Grafana must reach the API by name"
+
+
+def _links(panel: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {o["matcher"]["options"]: next(p["value"] for p in o["properties"] if p["id"] == "links")
+            for o in panel.get("fieldConfig", {}).get("overrides", [])}
+
+
+def test_usage_dashboard_links_models_services_and_traces_to_their_traces() -> None:
+    import json
+    import urllib.parse
+
+    dashboard = load_json(SQL_DASHBOARD)
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["explorer"]["type"] == "textbox" and variables["explorer"]["query"].startswith("http")
+    usage = _links(panels["Usage by service and model"])
+    columns = re.search(r"AS service, .* AS model,", panels["Usage by service and model"]["targets"][0]["rawSql"])
+    assert columns, "the table's columns are named service and model"
+    for column, traceql in (("service", '{ resource.service.name = "${__value.raw:percentencode}" }'),
+                            ("model", '{ span.gen_ai.request.model = "${__value.raw:percentencode}" }')):
+        grafana_link, explorer_link = usage[column]
+        panes = json.loads(urllib.parse.unquote(grafana_link["url"].split("panes=", 1)[1].replace("${__value.raw:percentencode}", "VALUE")))
+        query = panes["a"]["queries"][0]
+        assert query["datasource"] == {"type": "tempo", "uid": "observatory-traces"} and query["queryType"] == "traceql"
+        assert query["query"] == traceql.replace("${__value.raw:percentencode}", "VALUE")
+        assert explorer_link["url"].startswith("${explorer}/ui/#/traces?" + column + "=${__value.raw:percentencode}")
+    for title in ("Slowest traces", "Most expensive traces"):
+        grafana_link, explorer_link = _links(panels[title])["trace_id"]
+        assert "observatory-traces" in urllib.parse.unquote(grafana_link["url"])
+        assert explorer_link["url"] == "${explorer}/ui/#/trace/${__value.raw}"
+        assert "trace_id" in panels[title]["targets"][0]["rawSql"]

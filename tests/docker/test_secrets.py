@@ -41,12 +41,15 @@ def assert_consistent(folder: Path) -> None:
     for path in folder.iterdir():
         assert not path.read_text().endswith("\n") or path.suffix == ".md", f"{path.name} ends with a newline"
     entries = parse_key_entries(tuple((folder / "api_keys").read_text().splitlines()))
-    assert entries and all(entry.scopes == {"traces", "usage"} for entry in entries), "the first key may read everything"
+    assert entries and entries[0].scopes == {"traces", "usage"}, "the first key may read everything"
+    (grafana,) = [entry for entry in entries if entry.name == "grafana"]
+    assert grafana.scopes == {"traces"}, "Grafana's traces data source reads traces only"
+    assert grafana.digest == digest((folder / "grafana_api_key").read_text()), "grafana_api_key is not the grafana entry's key"
 
 
 def test_the_development_key_is_the_one_the_docs_send() -> None:
-    (entry,) = parse_key_entries(((DEV_SECRETS / "api_keys").read_text(),))
-    assert entry.digest == digest(DEV_API_KEY)
+    entry = parse_key_entries(tuple((DEV_SECRETS / "api_keys").read_text().splitlines()))[0]
+    assert entry.name == "dev" and entry.digest == digest(DEV_API_KEY)
     for doc in ("docs/QUICK_START.md", "docs/DOCKER_WORKFLOWS.md", "docker/secrets.dev/README.md"):
         assert f"X-API-Key: {DEV_API_KEY}" in (ROOT / doc).read_text(), f"{doc} does not show the development key"
 
@@ -76,7 +79,7 @@ def test_make_secrets_writes_a_consistent_private_set(make_secrets: str, tmp_pat
     # The operator's key is printed once and only its digest is stored.
     (key,) = re.findall(r"\bobs_[0-9a-f]{48}\b", result.stdout)
     assert key not in "".join(p.read_text() for p in folder.iterdir())
-    assert parse_key_entries(((folder / "api_keys").read_text(),))[0].digest == digest(key)
+    assert parse_key_entries(tuple((folder / "api_keys").read_text().splitlines()))[0].digest == digest(key)
     assert set(p.name for p in folder.iterdir()) == set(stack("prod")["secrets"])
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     # Readable inside containers that run as another user (Compose cannot chown outside Swarm).

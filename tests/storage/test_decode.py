@@ -150,3 +150,49 @@ def test_times_beyond_a_bigint_are_undecodable() -> None:
     req.resource_spans[0].scope_spans[0].spans[0].events.add(time_unix_nano=2**64 - 1, name="late")
     with pytest.raises(UndecodableEntry, match="event 0 has a time past year 2262"):
         decode(req.SerializeToString())
+
+
+def test_values_plain_json_cannot_hold_are_kept_exactly_beside_it() -> None:
+    req = request()
+    rs = req.resource_spans[0]
+    rs.schema_url = "https://opentelemetry.io/schemas/1.26.0"
+    rs.resource.dropped_attributes_count = 2
+    rs.resource.attributes.append(kv("host.id", b"\x01\x02"))
+    ss = rs.scope_spans[0]
+    ss.schema_url = "https://example.com/scope"
+    ss.scope.attributes.extend([kv("scope.ratio", 2.0), kv("scope.name", "x")])
+    ss.scope.dropped_attributes_count = 1
+    span = ss.spans[0]
+    span.attributes.extend([
+        kv("frac", 0.25), kv("whole", 3.0), kv("nan", float("nan")), kv("inf", float("inf")), kv("-inf", float("-inf")),
+        kv("-zero", -0.0), kv("raw", b"\x00\xff"), kv("plain.list", [1, "a"]), kv("list", [1, 2.0]),
+        kv("map", {"m": {"b": b"!"}}), kv("int", 7), kv("text", "t"),
+    ])
+    span.events.add(name="e", time_unix_nano=1).attributes.append(kv("x", float("-inf")))
+    span.links.add(trace_id=TRACE, span_id=SPAN).attributes.append(kv("y", b""))
+    rows = decode(req.SerializeToString())
+    row = rows.spans[0]
+    assert column(row, "resource_schema_url") == "https://opentelemetry.io/schemas/1.26.0"
+    assert (column(row, "resource_dropped_attributes_count"), column(row, "scope_dropped_attributes_count")) == (2, 1)
+    assert column(row, "scope_schema_url") == "https://example.com/scope"
+    assert orjson.loads(column(row, "scope_attributes")) == {"scope.ratio": 2.0, "scope.name": "x"}
+    assert orjson.loads(column(row, "exact_values")) == {
+        "attributes": {
+            "whole": {"doubleValue": 3.0}, "nan": {"doubleValue": "NaN"}, "inf": {"doubleValue": "Infinity"},
+            "-inf": {"doubleValue": "-Infinity"}, "-zero": {"doubleValue": "-0.0"}, "raw": {"bytesValue": "AP8="},
+            "list": {"arrayValue": {"values": [{"intValue": "1"}, {"doubleValue": 2.0}]}},
+            "map": {"kvlistValue": {"values": [{"key": "m", "value": {"kvlistValue": {"values": [{"key": "b", "value": {"bytesValue": "IQ=="}}]}}}]}},
+        },
+        "resource_attributes": {"host.id": {"bytesValue": "AQI="}},
+        "scope_attributes": {"scope.ratio": {"doubleValue": 2.0}},
+    }
+    assert orjson.loads(rows.events[0][EVENT_COLUMNS.index("exact_values")]) == {"attributes": {"x": {"doubleValue": "-Infinity"}}}
+    assert orjson.loads(rows.links[0][LINK_COLUMNS.index("exact_values")]) == {"attributes": {"y": {"bytesValue": ""}}}
+
+
+def test_spans_whose_values_are_all_exact_store_no_exact_values() -> None:
+    req = request()
+    req.resource_spans[0].scope_spans[0].spans[0].attributes.extend([kv("d", 0.5), kv("i", 0), kv("s", ""), kv("l", [1, "x", 0.5])])
+    row = decode(req.SerializeToString()).spans[0]
+    assert column(row, "exact_values") is None and column(row, "scope_attributes") is None
+    assert column(row, "resource_schema_url") is None and column(row, "scope_schema_url") is None

@@ -60,3 +60,16 @@ def test_the_readonly_role_cannot_run_maintenance(fresh_database: Database) -> N
     with psycopg.connect(fresh_database.readonly_dsn, autocommit=True) as ro:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             ro.execute("SELECT observatory_maintain(1, 0, interval '1 day', 0)")
+
+
+@pytest.mark.parametrize(("rate", "memory_mb", "given", "hours"), [
+    (0, 1024, 0, 24),  # no rate given: daily chunks
+    (4, 1024, 0, 24),  # 4 spans/s x 1.7 KB fill 1 GiB in ~44 h: capped at a day
+    (50, 1024, 0, 3),  # 1 GiB / (50 x 1,700 B) = 12,632 s = 3.5 h
+    (50, 4096, 0, 14),  # four times the memory: 14.03 h
+    (5000, 1024, 0, 1),  # never below an hour
+    (5000, 1024, 6, 6),  # CHUNK_INTERVAL_HOURS, when given, wins
+])
+def test_the_chunk_interval_follows_the_ingest_rate(rate: float, memory_mb: int, given: int, hours: int) -> None:
+    settings = RetentionSettings(expected_spans_per_second=rate, chunk_memory_mb=memory_mb, chunk_interval_hours=given)
+    assert settings.chunk_hours == hours

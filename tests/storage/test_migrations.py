@@ -20,6 +20,9 @@ def server(private_postgres: PrivatePostgres) -> PrivatePostgres:
     return private_postgres
 
 
+SHIPPED = len(list(DEFAULT_DIR.glob("*.up.sql")))  # migrations this checkout ships
+
+
 def _migrate(dsn: str) -> int:
     with psycopg.connect(dsn) as conn, Migrator(conn) as migrator:
         return len(migrator.up())
