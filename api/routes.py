@@ -208,11 +208,12 @@ async def search_logs(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     values = _query(request, specs.LOG_SEARCH, attrs=True)
     limit = check_limit(values, settings.max_limit)
-    span, after = page(values, settings.default_window, settings.max_search_window, (int, str))
+    # A record's key is 32 hex characters, shaped as a trace id.
+    span, after = page(values, settings.default_window, settings.max_search_window, ("nanos", "trace_id"), request.app[CURSOR_KEY])
     async with request.app[POOL].connection() as conn:
         rows = await logs.search(conn, values, span, after, limit)
     return _page_answer(
-        "logs", [logs.record(r) for r in rows[:limit]], rows, limit, values, span,
+        request, "logs", [logs.record(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last["time_unix_nano"], bytes(last["record_id"]).hex()],
     )
 
