@@ -11,7 +11,6 @@ import psycopg
 from aiohttp import web
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
 
 from api import middleware, tempo, ui
 from api.auth import Authenticator
@@ -22,6 +21,7 @@ from api.routes import CACHE, CURSOR_KEY, MAX_BODY, OPENAPI, POOL, READY_CHECKS,
 from api.settings import ApiSettings
 from common.logging import configure_logging, get_logger
 from common.ops import ReadyCheck, ops_app, start_site
+from common.redis_client import AnyRedis, connect
 from common.settings import load
 
 log = get_logger("api")
@@ -50,7 +50,7 @@ def make_pool(settings: ApiSettings) -> AsyncConnectionPool:
     )
 
 
-def make_app(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis) -> web.Application:
+def make_app(settings: ApiSettings, pool: AsyncConnectionPool, redis: AnyRedis) -> web.Application:
     app = web.Application(middlewares=middleware.MIDDLEWARES, client_max_size=MAX_BODY)
     app[SETTINGS] = settings
     app[CURSOR_KEY] = cursor_key(settings)
@@ -75,7 +75,7 @@ def cursor_key(settings: ApiSettings) -> bytes:
     return key
 
 
-def ready_checks(pool: AsyncConnectionPool, redis: Redis) -> dict[str, ReadyCheck]:
+def ready_checks(pool: AsyncConnectionPool, redis: AnyRedis) -> dict[str, ReadyCheck]:
     async def check_db() -> str | None:
         async with pool.connection(timeout=2) as conn:
             await conn.execute("SELECT 1")
@@ -98,7 +98,7 @@ def warn_about_auth(settings: ApiSettings) -> None:
 async def serve(settings: ApiSettings) -> None:
     pool = make_pool(settings)
     await pool.open(wait=False)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout)
+    redis = connect(settings.redis_url, settings.redis_timeout)
     warn_about_auth(settings)
     checks = ready_checks(pool, redis)
     runner = web.AppRunner(make_app(settings, pool, redis), access_log=None, handle_signals=False)

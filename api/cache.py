@@ -17,17 +17,17 @@ from typing import Any
 
 import orjson
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import CACHE, REDIS_ERRORS
 from common.logging import get_logger
+from common.redis_client import AnyRedis
 
 log = get_logger("api.cache")
 
 
 class AnswerCache:
-    def __init__(self, redis: Redis, prefix: str, ttl: int) -> None:
+    def __init__(self, redis: AnyRedis, prefix: str, ttl: int) -> None:
         self.redis = redis
         self.prefix = f"{prefix}api:cache:v2:"
         self.ttl = ttl

@@ -137,7 +137,9 @@ Rows = list[dict[str, Any]]
 
 
 async def trace(conn: AsyncConnection, trace_id: bytes) -> tuple[Rows, Rows, Rows]:
-    """A trace's spans, events and links, sent as one pipeline: one network round trip."""
+    """Every span, event and link of a trace in one pipeline: unbounded (a 300,000-span trace
+    took 1.7 GB and 50 s), so no route uses it; answers page with trace_summary and
+    trace_spans. Kept as the baseline bench/api/trace_lookup.py compares against."""
     spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
     async with conn.pipeline():
         await spans.execute(
@@ -198,26 +200,45 @@ async def trace_summary(conn: AsyncConnection, trace_id: bytes) -> dict[str, Any
 
 
 async def trace_spans(
-    conn: AsyncConnection, trace_id: bytes, first: datetime, last: datetime, after: tuple[int, bytes] | None, limit: int,
+    conn: AsyncConnection, trace_id: bytes, first: datetime | None, last: datetime | None, after: tuple[int, bytes] | None,
+    limit: int, max_related: int | None = None,
 ) -> tuple[Rows, Rows, Rows]:
     """Up to limit + 1 spans of a trace by (start, span id) after the keyset position (the
     extra one tells that another page exists), with the events and links of the first
-    `limit`; first and last bound the start times, so only those chunks or partitions are read."""
+    `limit`; first and last, when known, bound the start times, so only those chunks or
+    partitions are read. With max_related, at most max_related + 1 events and as many links
+    (the earliest spans' first; the extra one tells that some were left out)."""
     where = Where()
-    where.add("trace_id = %s AND start_time >= %s AND start_time <= %s", trace_id, first, last)
+    where.add("trace_id = %s", trace_id)
+    related = Where()
+    related.add("trace_id = %s", trace_id)
+    if first is not None and last is not None:
+        where.add("start_time >= %s AND start_time <= %s", first, last)
+        related.add("span_start_time >= %s AND span_start_time <= %s", first, last)
     if after is not None:
         where.add("(start_time_unix_nano, span_id) > (%s, %s)", *after)
     page = f"FROM spans WHERE {where.sql()} ORDER BY start_time_unix_nano, span_id LIMIT %s"
     # Events and links of exactly the page's spans: the page's query again, as a subquery.
-    of_page = (f"trace_id = %s AND span_start_time >= %s AND span_start_time <= %s "
-               f"AND span_id IN (SELECT span_id {page})")
-    of_page_args = [trace_id, first, last, *where.args, limit]
+    of_page = f"{related.sql()} AND span_id IN (SELECT span_id {page})"
+    of_page_args = [*related.args, *where.args, limit]
+    cap = "" if max_related is None else f" LIMIT {int(max_related) + 1}"
     spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
     async with conn.pipeline():
         await spans.execute(f"SELECT {SPAN_FIELDS} {page}", [*where.args, limit + 1])
-        await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_page} ORDER BY span_id, event_index", of_page_args)
-        await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_page} ORDER BY span_id, link_index", of_page_args)
+        await events.execute(
+            f"SELECT {EVENT_FIELDS} FROM span_events WHERE {of_page} ORDER BY span_start_time, span_id, event_index{cap}", of_page_args,
+        )
+        await links.execute(
+            f"SELECT {LINK_FIELDS} FROM span_links WHERE {of_page} ORDER BY span_start_time, span_id, link_index{cap}", of_page_args,
+        )
     return await spans.fetchall(), await events.fetchall(), await links.fetchall()
+
+
+async def trace_span_count(conn: AsyncConnection, trace_id: bytes) -> int:
+    async with conn.cursor() as cur:
+        await cur.execute("SELECT count(*) FROM spans WHERE trace_id = %s", (trace_id,))
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def trace_page(conn: AsyncConnection, trace_id: bytes, after: tuple[int, bytes] | None, limit: int) -> TracePage:

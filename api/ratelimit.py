@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from api.metrics import RATE_LIMITED, REDIS_ERRORS
 from api.problems import Problem
 from common.logging import get_logger
+from common.redis_client import AnyRedis
 
 log = get_logger("api.ratelimit")
 
@@ -49,7 +49,7 @@ class Quota:
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str, limit: int, window: int) -> None:
+    def __init__(self, redis: AnyRedis, prefix: str, limit: int, window: int) -> None:
         self.limit = limit
         self.window = window
         self.prefix = f"{prefix}api:ratelimit:"

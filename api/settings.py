@@ -50,6 +50,13 @@ class ApiSettings(LogSettings, RedisSettings, ServiceSettings, ReadonlyDatabaseS
         "Most spans one answer of GET /traces/{trace_id} holds (its limit parameter may ask for fewer); a larger trace is paged with next_cursor",
         minimum=1,
     )
+    tempo_trace_max_spans: int = env(
+        "API_TEMPO_TRACE_MAX_SPANS", 5000,
+        "Most spans the Tempo trace answer (GET /api/traces/{id}, /api/v2/traces/{id}) holds, the earliest by start time; "
+        "it holds at most 4 times as many events, and as many links. A larger trace is answered partial (header "
+        "X-Observatory-Truncated; in v2 also status PARTIAL and a message)",
+        minimum=1,
+    )
     percentile_sample_spans: int = env(
         "API_PERCENTILE_SAMPLE_SPANS", 100_000,
         "Above this many spans in a usage window, latency percentiles are estimated from a block sample of about this size",

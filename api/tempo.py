@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 from psycopg.rows import dict_row
 
-from api import otlp_out, traceql
+from api import otlp_out, queries, traceql
 from api.problems import Problem, bad_parameter, not_found
-from api.queries import EVENT_FIELDS, LINK_FIELDS, Where, in_window
+from api.queries import Where, in_window
 from api.routes import POOL, SETTINGS, json_answer
 from api.settings import ApiSettings
 from api.window import NANOS, Window
+from common.logging import get_logger
 from common.otlp import SPAN_KINDS, STATUS_CODES
+
+log = get_logger("api.tempo")
 
 PROTOBUF = "application/protobuf"
 DEFAULT_LIMIT = 20
@@ -39,12 +44,8 @@ MAX_TAG_VALUES = 1000
 INTRINSICS = ["duration", "kind", "name", "status", "statusMessage", "span:duration", "span:kind", "span:name",
               "span:status", "span:statusMessage"]
 
-TRACE_FIELDS = """
-    trace_id, span_id, parent_span_id, trace_state, flags, name, kind, status_code, status_message, service_name,
-    scope_name, scope_version, start_time, start_time_unix_nano, end_time_unix_nano, attributes, resource_attributes,
-    dropped_attributes_count, dropped_events_count, dropped_links_count, resource_schema_url,
-    resource_dropped_attributes_count, scope_attributes, scope_schema_url, scope_dropped_attributes_count, exact_values
-"""
+RELATED_PER_SPAN = 4  # events and links a Tempo trace answer holds: each at most this many times its spans
+TRUNCATED = "X-Observatory-Truncated"
 
 
 def _trace_id(text: str) -> bytes:
@@ -62,35 +63,72 @@ def _wants_protobuf(request: web.Request) -> bool:
     return "application/protobuf" in accept or "application/x-protobuf" in accept
 
 
-async def _trace_data(request: web.Request) -> Any:
+@dataclass(frozen=True)
+class TempoTrace:
+    data: TracesData
+    cut: str | None  # what was left out, e.g. "spans=5000 of 300000"; None: the whole trace
+
+
+async def _trace_data(request: web.Request) -> TempoTrace:
+    """The earliest API_TEMPO_TRACE_MAX_SPANS spans of the trace, with at most RELATED_PER_SPAN
+    times as many events and as many links: a trace of any size costs a bounded read and
+    answer. Tempo answers a trace over its max_bytes_per_trace partial the same way."""
     trace_id = _trace_id(request.match_info["trace_id"])
+    max_spans = request.app[SETTINGS].tempo_trace_max_spans
+    max_related = RELATED_PER_SPAN * max_spans
     async with request.app[POOL].connection() as conn:
-        spans, events, links = (conn.cursor(row_factory=dict_row) for _ in range(3))
-        async with conn.pipeline():
-            await spans.execute(f"SELECT {TRACE_FIELDS} FROM spans WHERE trace_id = %s ORDER BY start_time_unix_nano, span_id", (trace_id,))
-            await events.execute(f"SELECT {EVENT_FIELDS} FROM span_events WHERE trace_id = %s ORDER BY span_id, span_start_time, event_index", (trace_id,))
-            await links.execute(f"SELECT {LINK_FIELDS} FROM span_links WHERE trace_id = %s ORDER BY span_id, span_start_time, link_index", (trace_id,))
-        rows, event_rows, link_rows = await spans.fetchall(), await events.fetchall(), await links.fetchall()
-    if not rows:
-        raise not_found(f"trace not found: {trace_id.hex()}")
-    return otlp_out.traces_data(rows, event_rows, link_rows)
+        rows, events, links = await queries.trace_spans(conn, trace_id, None, None, None, max_spans, max_related)
+        if not rows:
+            raise not_found(f"trace not found: {trace_id.hex()}")
+        cut = []
+        if len(rows) > max_spans:
+            rows = rows[:max_spans]
+            cut.append(f"spans={max_spans} of {await queries.trace_span_count(conn, trace_id)}")
+    for name, found in (("events", events), ("links", links)):
+        if len(found) > max_related:
+            del found[max_related:]
+            cut.append(f"{name}={max_related}")
+    if not cut:
+        return TempoTrace(otlp_out.traces_data(rows, events, links), None)
+    log.warning("tempo trace answer truncated", trace_id=trace_id.hex(), left=", ".join(cut),
+                setting="API_TEMPO_TRACE_MAX_SPANS", limit=max_spans)
+    return TempoTrace(otlp_out.traces_data(rows, events, links), ", ".join(cut))
+
+
+def _partial_message(cut: str) -> str:
+    return f"Trace exceeds the limit of API_TEMPO_TRACE_MAX_SPANS, a partial trace is returned: {cut} (the earliest spans)"
+
+
+def _answer(body: bytes | Any, cut: str | None, protobuf: bool) -> web.Response:
+    response = web.Response(body=body, content_type=PROTOBUF) if protobuf else json_answer(body)
+    if cut is not None:
+        response.headers[TRUNCATED] = cut
+    return response
 
 
 async def get_trace(request: web.Request) -> web.Response:
-    data = await _trace_data(request)
+    trace = await _trace_data(request)
     if _wants_protobuf(request):
-        return web.Response(body=data.SerializeToString(), content_type=PROTOBUF)
-    return json_answer(otlp_out.to_json(data))
+        return _answer(trace.data.SerializeToString(), trace.cut, True)
+    return _answer(otlp_out.to_json(trace.data), trace.cut, False)
 
 
 async def get_trace_v2(request: web.Request) -> web.Response:
-    data = await _trace_data(request)
+    trace = await _trace_data(request)
     if _wants_protobuf(request):
         # tempopb.TraceByIDResponse: field 1 is a Trace, whose field 1 (resourceSpans) is
-        # TracesData's field 1: the same bytes, one level down.
-        body = data.SerializeToString()
-        return web.Response(body=b"\x0a" + _varint(len(body)) + body, content_type=PROTOBUF)
-    return json_answer({"trace": otlp_out.to_json(data)})
+        # TracesData's field 1: the same bytes, one level down. A cut trace also carries
+        # field 3 (status: PARTIAL = 1) and field 4 (message), as Tempo sends them.
+        body = trace.data.SerializeToString()
+        answer = b"\x0a" + _varint(len(body)) + body
+        if trace.cut is not None:
+            message = _partial_message(trace.cut).encode()
+            answer += b"\x18\x01" + b"\x22" + _varint(len(message)) + message
+        return _answer(answer, trace.cut, True)
+    document: dict[str, Any] = {"trace": otlp_out.to_json(trace.data)}
+    if trace.cut is not None:
+        document.update(status="PARTIAL", message=_partial_message(trace.cut))
+    return _answer(document, trace.cut, False)
 
 
 def _varint(n: int) -> bytes:

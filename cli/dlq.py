@@ -19,12 +19,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from redis.asyncio import Redis
 
 from cli.args import positive_int
 from cli.errors import Failure, UsageError
-from cli.redisconn import client
 from cli.settings import CliSettings
+from common.redis_client import AnyRedis, connect
 from common.signals import BY_NAME, TRACES
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.decode import UndecodableEntry, decode
@@ -82,15 +81,16 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
-    redis = client(settings)
-    keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards, BY_NAME[getattr(args, "signal", "traces")])
+    redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + settings.redis_wait_timeout_ms / 1000)
+    keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards, BY_NAME[getattr(args, "signal", "traces")].stream)
     try:
         if args.action == "list":
             return await dlq_list(redis, keys, args.limit)
         if args.action == "show":
             return await dlq_show(redis, keys, args.entry_id)
         if args.action == "replay":
-            return await dlq_replay(redis, keys, None if args.all else args.entry_ids)
+            stream = SpanStream(redis, keys, settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+            return await dlq_replay(redis, keys, None if args.all else args.entry_ids, stream)
         return await dlq_purge(redis, keys, args.entry_ids, args.confirm)
     finally:
         await redis.aclose()
@@ -106,7 +106,7 @@ def _field(fields: dict[bytes, bytes], name: str, default: str = "?") -> str:
     return value.decode(errors="replace") if value is not None else default
 
 
-async def dlq_list(redis: Redis, keys: StreamKeys, limit: int) -> int:
+async def dlq_list(redis: AnyRedis, keys: StreamKeys, limit: int) -> int:
     total = await redis.xlen(keys.dlq)
     entries = await redis.xrange(keys.dlq, count=limit)
     if not entries:
@@ -123,7 +123,7 @@ async def dlq_list(redis: Redis, keys: StreamKeys, limit: int) -> int:
     return 0
 
 
-async def dlq_show(redis: Redis, keys: StreamKeys, entry_id: str) -> int:
+async def dlq_show(redis: AnyRedis, keys: StreamKeys, entry_id: str) -> int:
     entries = await redis.xrange(keys.dlq, min=entry_id, max=entry_id)
     if not entries:
         raise Failure(f"no dead letter {entry_id} on {keys.dlq}; `observatory dlq list` shows the ids there")
@@ -136,7 +136,7 @@ async def dlq_show(redis: Redis, keys: StreamKeys, entry_id: str) -> int:
         print(f"received:      {datetime.fromtimestamp(int(received) / 1e9, timezone.utc):%Y-%m-%d %H:%M:%S.%f} UTC")
     body = fields.get(b"body", b"")
     print(f"format:        v{_field(fields, 'v')}, {_field(fields, keys.count_field)} {keys.count_field}, body {len(body):,} bytes")
-    if keys.signal is not TRACES:
+    if keys.kind is not TRACES:
         return 0
     for line in _summary(body):
         print(line)
@@ -174,7 +174,7 @@ def _shard(keys: StreamKeys, fields: dict[bytes, bytes], entry: StreamEntry) -> 
     for shard in range(keys.shards):
         if keys.stream(shard) == stream:
             return shard
-    if keys.signal is not TRACES:
+    if keys.kind is not TRACES:
         return 0
     request = ExportTraceServiceRequest.FromString(entry.body)
     for resource_spans in request.resource_spans:
@@ -184,7 +184,7 @@ def _shard(keys: StreamKeys, fields: dict[bytes, bytes], entry: StreamEntry) -> 
     return 0
 
 
-async def _selected(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> AsyncIterator[tuple[bytes, dict]]:
+async def _selected(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | None) -> AsyncIterator[tuple[bytes, dict]]:
     """The named dead letters, or all of them a page at a time (a large DLQ never sits in memory)."""
     if entry_ids is not None:
         for entry_id in entry_ids:
@@ -198,8 +198,8 @@ async def _selected(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None)
         start = "(" + page[-1][0].decode()
 
 
-async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None) -> int:
-    stream = SpanStream(redis, keys)
+async def dlq_replay(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | None, stream: SpanStream | None = None) -> int:
+    stream = stream or SpanStream(redis, keys)
     if entry_ids is not None:
         for entry_id in entry_ids:  # all named ones exist, or nothing moves
             if not await redis.xrange(keys.dlq, min=entry_id, max=entry_id):
@@ -208,10 +208,10 @@ async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None
     async for entry_id, fields in _selected(redis, keys, entry_ids):
         try:
             entry = StreamEntry.from_fields(fields, keys.count_field)
-            if keys.signal is TRACES:
+            if keys.kind is TRACES:
                 decode(entry.body)
             else:
-                storage = next(s for s in STORAGES if s.signal is keys.signal)
+                storage = next(s for s in STORAGES if s.signal is keys.kind)
                 for unit in storage.units(storage.parse_request(entry.body)):
                     reason = getattr(unit, "reason", None)
                     if reason is not None:
@@ -233,7 +233,7 @@ async def dlq_replay(redis: Redis, keys: StreamKeys, entry_ids: list[str] | None
     return 0
 
 
-async def dlq_purge(redis: Redis, keys: StreamKeys, entry_ids: list[str], confirm: bool) -> int:
+async def dlq_purge(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str], confirm: bool) -> int:
     count = len(entry_ids) if entry_ids else await redis.xlen(keys.dlq)
     if not confirm:
         raise UsageError(f"this would delete {count} dead letter(s) from {keys.dlq} for good; "

@@ -20,8 +20,8 @@ from rich.table import Table
 
 from cli import db
 from cli.migrate import directory
-from cli.redisconn import client, describe as describe_redis
 from cli.settings import CliSettings
+from common.redis_client import connect, describe, is_cluster
 from common.stream import SpanStream, StreamKeys
 from storage.migrations import MigrationError, discover
 
@@ -71,15 +71,23 @@ async def check_postgres(settings: CliSettings) -> tuple[bool, str]:
 
 
 async def check_redis(settings: CliSettings) -> tuple[bool, str]:
-    redis = client(settings)
+    redis = connect(settings.redis_url, settings.redis_timeout)
     try:
-        info = await redis.info("server")
         keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
-        backlog = await SpanStream(redis, keys).backlog()
+        stream = SpanStream(redis, keys)
+        problem = await stream.shard_problems()
+        if problem:
+            return False, problem
+        info = await redis.info("server")
+        backlog = await stream.backlog()
         dead = await redis.xlen(keys.dlq)
+        masters = len(redis.get_primaries()) if is_cluster(redis) else 0
     finally:
         await redis.aclose()
-    detail = f"Redis {info.get('redis_version', '?')}; backlog {backlog:,} spans; {dead:,} dead letter(s)"
+    server = f"Redis {info.get('redis_version', '?')}"
+    if masters:
+        server = f"{server} cluster of {masters} masters, {settings.stream_shards} shard(s)"
+    detail = f"{server}; backlog {backlog:,} spans; {dead:,} dead letter(s)"
     if dead:
         detail += " (see `observatory dlq list`)"
     return True, detail
@@ -118,7 +126,7 @@ async def _guarded(name: str, target: str, check: Callable[[], Awaitable[tuple[b
 async def run_checks(settings: CliSettings, timeout: float, skip: list[str]) -> list[Result]:
     checks: dict[str, tuple[str, Callable[[], Awaitable[tuple[bool, str]]]]] = {
         "postgres": (db.describe(settings.database_url), lambda: check_postgres(settings)),
-        "redis": (describe_redis(settings.redis_url), lambda: check_redis(settings)),
+        "redis": (describe(settings.redis_url), lambda: check_redis(settings)),
         "collector": (settings.collector_ready_url, lambda: check_ready(settings.collector_ready_url, timeout)),
         "storage": (settings.storage_ready_url, lambda: check_ready(settings.storage_ready_url, timeout)),
         "api": (settings.api_ready_url, lambda: check_ready(settings.api_ready_url, timeout)),

@@ -16,8 +16,8 @@ import redis
 
 from cli import backup, config, db, dlq, health, maintain, migrate, reset, seed, up
 from cli.errors import Failure
-from cli.redisconn import describe as describe_redis
 from cli.settings import CliSettings
+from common.redis_client import describe as describe_redis
 from common.settings import SettingsError, load
 from storage.migrations import MigrationError
 

@@ -13,8 +13,6 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from collector.exporter import StreamExporter
 from collector.inflight import InflightBudget
 from collector.pipeline import Pipeline, Pipelines, Processor
@@ -29,8 +27,9 @@ from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
-from common.ops import ReadyCheck, ops_app, redis_writable, start_site
-from common.signals import LOGS, METRICS, TRACES
+from common.ops import ReadyCheck, ops_app, start_site
+from common.redis_client import AnyRedis, connect, describe
+from common.signals import LOGS, METRICS, TRACES, Signal
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
@@ -61,7 +60,7 @@ def build_pipeline(settings: CollectorSettings, stream: SpanStream, stages: conf
     return Pipeline(processors=processors, exporter=exporter, inflight=inflight)
 
 
-def build_pipelines(settings: CollectorSettings, redis: Redis, stages: configure.Stages | None = None) -> Pipelines:
+def build_pipelines(settings: CollectorSettings, redis: AnyRedis, stages: configure.Stages | None = None) -> Pipelines:
     """A pipeline per signal, each publishing to its own streams, sharing one in-flight budget.
 
     Logs and metrics are validated and redacted like spans; sampling and cost are about
@@ -71,13 +70,13 @@ def build_pipelines(settings: CollectorSettings, redis: Redis, stages: configure
     stages = stages if stages is not None else configure.stages(settings)
     inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
 
-    def stream(signal: object) -> SpanStream:
-        return SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, signal))  # type: ignore[arg-type]
+    def stream(signal: Signal) -> SpanStream:
+        return make_stream(settings, redis, signal)
 
-    def other(signal: object, validator: Processor, redaction: type) -> Pipeline:
+    def other(signal: Signal, validator: Processor, redaction: type) -> Pipeline:
         processors = [validator] + ([redaction(stages.redactor)] if stages.redactor is not None else [])
         exporter = StreamExporter(stream(signal), settings.max_queue_size, settings.retry_after)
-        return Pipeline(processors=processors, exporter=exporter, inflight=inflight, signal=signal)  # type: ignore[arg-type]
+        return Pipeline(processors=processors, exporter=exporter, inflight=inflight, signal=signal)
 
     return Pipelines(
         traces=build_pipeline(settings, stream(TRACES), stages, inflight),
@@ -94,20 +93,35 @@ async def close_pipeline(pipelines: Pipelines) -> None:
             await aclose()
 
 
-def make_redis(settings: CollectorSettings) -> Redis:
-    return Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
+def make_redis(settings: CollectorSettings) -> AnyRedis:
+    # WAIT holds the connection up to REDIS_WAIT_TIMEOUT_MS: the read timeout must outlast it.
+    read_timeout = settings.redis_timeout + settings.redis_wait_timeout_ms / 1000 if settings.redis_wait_replicas else None
+    return connect(settings.redis_url, settings.redis_timeout, read_timeout=read_timeout, health_check_interval=30)
+
+
+def make_stream(settings: CollectorSettings, redis: AnyRedis, signal: Signal = TRACES) -> SpanStream:
+    return SpanStream(
+        redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, signal.stream),
+        wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 
-def redis_check(redis: Redis, exporters: list[StreamExporter] | None = None) -> ReadyCheck:
-    """Redis answers and takes writes: not at maxmemory, and the last publish of no signal was
-    refused for lack of memory (a refused request's own bytes leave Redis's count with it)."""
+def redis_check(stream: SpanStream, exporters: list[StreamExporter] | None = None) -> ReadyCheck:
+    """Ready while every shard can take entries: its server answers and is not out of memory
+    (a shard whose master is down refuses every export with spans for it until its replica is
+    promoted), and the last publish of no signal was refused for lack of memory (a refused
+    request's own bytes leave Redis's count with it)."""
     async def check() -> str | None:
         refusing = next((r for r in (e.refusing() for e in exporters or ()) if r), None)
-        return refusing or await redis_writable(redis)
+        return refusing or await stream.shard_problems()
     return check
+
+
+def _stream_of(pipelines: Pipelines) -> SpanStream:
+    """The span streams, whose shards /ready checks (the other signals' share their servers)."""
+    exporter = pipelines.traces.exporter
+    assert isinstance(exporter, StreamExporter)
+    return exporter.stream
 
 
 def _stream_exporters(pipelines: Pipelines) -> list[StreamExporter]:
@@ -138,11 +152,12 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(redis, _stream_exporters(pipelines))}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(_stream_of(pipelines), _stream_exporters(pipelines))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(
         "collector listening", grpc=settings.collector_otlp_grpc_port, http=settings.collector_otlp_http_port,
+        redis=describe(settings.redis_url), shards=settings.stream_shards, wait_replicas=settings.redis_wait_replicas,
         metrics=settings.collector_metrics_port if ops else None, worker_pid=os.getpid() if worker else None,
     )
 

@@ -11,6 +11,7 @@ flood of one signal cannot refuse the others.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from typing import Any
@@ -69,7 +70,7 @@ class StreamExporter:
             self._backlog_at = now
         if self._backlog >= self.max_queue_size:
             raise Overloaded(
-                f"backlog of {self._backlog} {self.stream.keys.signal.item}s not yet stored has reached MAX_QUEUE_SIZE={self.max_queue_size}",
+                f"backlog of {self._backlog} {self.stream.keys.kind.item}s not yet stored has reached MAX_QUEUE_SIZE={self.max_queue_size}",
                 self.retry_after,
             )
 
@@ -78,33 +79,42 @@ class StreamExporter:
         try:
             await self._check_backlog()
         except RedisError as exc:
-            raise Unavailable(f"{self.stream.keys.signal.item} stream unavailable: {exc}", self.retry_after) from exc
+            raise Unavailable(f"{self.stream.keys.kind.item} stream unavailable: {exc}", self.retry_after) from exc
 
     async def export(self, batch: Batch) -> None:
         try:
             # Checked again (from the 50 ms cache) for callers that publish without
             # admit(), such as tail sampling releasing spans it held.
             await self._check_backlog()
-            signal = self.stream.keys.signal
-            for shard, request in self._by_shard(batch.request).items():
-                count = signal.count(request)
-                entry = StreamEntry(body=request.SerializeToString(), spans=count, received_ns=batch.received_ns)
-                await self.stream.publish(shard, entry)
-                self._backlog += count  # counted per entry: a failure part-way leaves the rest out
+            signal = self.stream.keys.kind
+            entries = {
+                shard: StreamEntry(body=request.SerializeToString(), received_ns=batch.received_ns, spans=signal.count(request))
+                for shard, request in self._by_shard(batch.request).items()
+            }
+            # The shards' entries go out at once: on a cluster they are on different masters,
+            # and with REDIS_WAIT_REPLICAS each waits for its own replica.
+            outcomes = await asyncio.gather(*(self.stream.publish(shard, entry) for shard, entry in entries.items()),
+                                            return_exceptions=True)
+            for entry, outcome in zip(entries.values(), outcomes):
+                if not isinstance(outcome, BaseException):
+                    self._backlog += entry.spans  # counted per entry: a failure part-way leaves the rest out
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
             self._oom = None
         except RedisError as exc:
             if "maxmemory" in str(exc) or "OOM" in str(exc):
                 self._oom, self._oom_at = f"redis refuses writes: out of memory ({exc})", time.monotonic()
-            raise Unavailable(f"{self.stream.keys.signal.item} stream unavailable: {exc}", self.retry_after) from exc
+            raise Unavailable(f"{self.stream.keys.kind.item} stream unavailable: {exc}", self.retry_after) from exc
 
     def _by_shard(self, request: Any) -> dict[int, Any]:
         keys = self.stream.keys
         if keys.shards == 1:
             return {0: request}
-        if keys.signal is METRICS:
+        if keys.kind is METRICS:
             self._turn = (self._turn + 1) % keys.shards
             return {self._turn: request}
-        resources, scopes, items = _LAYOUT[keys.signal.name]
+        resources, scopes, items = _LAYOUT[keys.kind.name]
         parts: dict[int, Any] = {}
         for resource_group in getattr(request, resources):
             for scope_group in getattr(resource_group, scopes):
@@ -112,7 +122,7 @@ class StreamExporter:
                 for item in getattr(scope_group, items):
                     by_shard.setdefault(keys.shard_of(item.trace_id), []).append(item)
                 for shard, chosen in by_shard.items():
-                    part = parts.setdefault(shard, keys.signal.request_type())
+                    part = parts.setdefault(shard, keys.kind.request_type())
                     target_resource = getattr(part, resources).add(schema_url=resource_group.schema_url)
                     target_resource.resource.CopyFrom(resource_group.resource)
                     target_scope = getattr(target_resource, scopes).add(schema_url=scope_group.schema_url)

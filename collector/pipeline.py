@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 class Batch:
     """One export request on its way through the pipeline (of any signal).
 
-    `wire` is the request's protobuf encoding as received (None for OTLP/JSON), for stages
-    that can survey a request in one pass over its bytes.
+    `wire` is the request's protobuf encoding as received (None for OTLP/JSON): redaction
+    reads it to find, in one pass, the spans that can hold PII. Stages before redaction may
+    delete spans but must not change any text, or set `wire` to None.
     """
 
     request: Any  # the signal's Export*ServiceRequest
@@ -56,8 +57,9 @@ SpanBatch = Batch  # the stages written for traces name their batches so
 
 
 class TooMuchWork(Exception):
-    """A stage refuses a request that needs more work than its budget: answered 413 /
-    RESOURCE_EXHAUSTED without RetryInfo, since the same request would fail again."""
+    """A stage refuses a request that needs more work than its budget (REDACTION_WORK_LIMIT):
+    answered 413 / RESOURCE_EXHAUSTED without RetryInfo, since the same request would fail
+    again; smaller requests go through."""
 
 
 class Processor(Protocol):

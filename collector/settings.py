@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.settings import LogSettings, RedisSettings, ServiceSettings, SettingsError, env
+from common.settings import LogSettings, PublishSettings, RedisSettings, ServiceSettings, SettingsError, env
 
 
 @dataclass(frozen=True)
-class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
+class CollectorSettings(LogSettings, RedisSettings, PublishSettings, ServiceSettings):
     collector_host: str = env("COLLECTOR_HOST", "0.0.0.0", "Address the OTLP receivers listen on")
     collector_otlp_grpc_port: int = env("COLLECTOR_OTLP_GRPC_PORT", 4317, "OTLP/gRPC port (TraceService, LogsService and MetricsService Export)", minimum=1)
     collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces, /v1/logs, /v1/metrics)", minimum=1)
@@ -40,12 +40,14 @@ class CollectorSettings(LogSettings, RedisSettings, ServiceSettings):
     tail_keep_attributes: tuple[str, ...] = env("TAIL_KEEP_ATTRIBUTES", (), "Always keep traces with a span attribute key=value (value * for any), comma-separated")
     tail_percentage: float = env("TAIL_PERCENTAGE", 10.0, "Percent of the traces no tail policy keeps that are kept anyway (consistent hash)", minimum=0)
     enable_pii_detection: bool = env("ENABLE_PII_DETECTION", True, "Redact PII and secrets from spans before they reach Redis")
-    redaction_detectors: tuple[str, ...] = env("REDACTION_DETECTORS", ("secret", "email", "card", "ssn", "phone", "ipv6", "ipv4"), "Detectors to run (remove one to switch it off)")
+    redaction_detectors: tuple[str, ...] = env("REDACTION_DETECTORS", ("secret", "credentials", "email", "iban", "card", "ssn", "phone", "ipv6", "ipv4"), "Detectors to run (remove one to switch it off)")
     redaction_strategy: str = env("REDACTION_STRATEGY", "mask", "What a detected value becomes: mask ([REDACTED:EMAIL]), hash (keyed HMAC-SHA256, equal values correlate) or remove (the attribute is deleted)", choices=("mask", "hash", "remove"))
     redaction_rule_strategies: tuple[str, ...] = env("REDACTION_RULE_STRATEGIES", (), "Per-rule strategy overrides, rule:strategy,... (rules: detector names, key, custom pattern names)", example="")
     redaction_hash_key: str = env("REDACTION_HASH_KEY", "", "Secret salt of the hash strategy (at least 16 characters); keep it stable to keep hashes comparable", secret=True)
     redaction_blocked_keys: tuple[str, ...] = env("REDACTION_BLOCKED_KEYS", (), "Extra regexes on attribute keys whose values are redacted whole (added to the built-in password/secret/token/authorization/... rules)")
-    redaction_ignored_keys: tuple[str, ...] = env("REDACTION_IGNORED_KEYS", (), "Extra attribute keys passed untouched (a trailing * matches a prefix)")
+    redaction_ignored_keys: tuple[str, ...] = env("REDACTION_IGNORED_KEYS", (), "Attribute keys (resource, scope, span, event, link) whose key and value are kept verbatim, e.g. service.name when service names must never change; a trailing * matches a prefix. Empty: every key and value is scanned")
+    redaction_keep_private_ips: bool = env("REDACTION_KEEP_PRIVATE_IPS", True, "Keep loopback, RFC 1918 and link-local IPv4 addresses (and IPv6 loopback, unique-local, link-local): they name machines, not people; false redacts every address")
+    redaction_work_limit: int = env("REDACTION_WORK_LIMIT", 500_000, "Work redaction may spend on one export request (1 a value, 8 a candidate match; 500,000 is about half a second of CPU); a request over it is refused with 413 / RESOURCE_EXHAUSTED, not retried", minimum=1)
     redaction_patterns_file: str | None = env("REDACTION_PATTERNS_FILE", None, "JSON file of your own detectors: {\"name\": \"regex\", ...}")
     redaction_drop_llm_content: bool = env("REDACTION_DROP_LLM_CONTENT", False, "Delete LLM prompt and completion content attributes entirely")
     redaction_summary: str = env("REDACTION_SUMMARY", "debug", "Summary attributes on redacted spans: debug (redaction.masked/redacted.count and .keys), info (counts only), silent (none)", choices=("debug", "info", "silent"))

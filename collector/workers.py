@@ -25,7 +25,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess
 
-from collector.app import WorkerRole, make_redis, redis_check, serve
+from collector.app import WorkerRole, make_redis, make_stream, redis_check, serve
 from collector.settings import CollectorSettings
 from common.cli import run_service
 from common.logging import configure_logging, get_logger
@@ -67,7 +67,7 @@ async def _supervise(settings: CollectorSettings, run_dir: Path) -> bool:
     redis = make_redis(settings)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
-    checks = {"redis": redis_check(redis), "workers": _workers_check(workers)}
+    checks = {"redis": redis_check(make_stream(settings, redis)), "workers": _workers_check(workers)}
     ops = await start_site(ops_app("collector", checks, registry=registry), settings.metrics_host, settings.collector_metrics_port)
     log.info("collector supervisor started", workers=len(workers), metrics=settings.collector_metrics_port)
 

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
 
 import prometheus_client
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
 
 ReadyCheck = Callable[[], Awaitable[str | None]]
 
@@ -68,21 +64,6 @@ def ops_app(
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     return app
-
-
-async def redis_writable(redis: "Redis") -> str | None:
-    """None when Redis answers and takes writes; else why not. With `noeviction` (what the
-    streams need: nothing unwritten may be evicted) a Redis at `maxmemory` refuses every
-    write that adds memory ("OOM command not allowed"), which PING alone does not show."""
-    await redis.ping()
-    info = await redis.info("memory")
-    limit = int(info.get("maxmemory") or 0)
-    used = int(info.get("used_memory") or 0)
-    policy = info.get("maxmemory_policy")
-    policy = policy.decode() if isinstance(policy, bytes) else policy
-    if limit and used >= limit and policy == "noeviction":
-        return f"redis refuses writes: out of memory (used_memory {used} >= maxmemory {limit}, policy noeviction)"
-    return None
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:

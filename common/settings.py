@@ -181,10 +181,24 @@ class LogSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
-    redis_url: str = env("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://; the password may be given as REDIS_URL_FILE)", secret=True)
+    redis_url: str = env("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis:// or rediss:// for one server; redis+cluster://host:port,host:port/ (rediss+cluster:// for TLS) for a Redis Cluster, listing any of its nodes. The whole URL may be given as REDIS_URL_FILE", secret=True)
     redis_key_prefix: str = env("REDIS_KEY_PREFIX", "", "Prefix put before every Redis key (lets several stacks or test runs share one Redis)")
-    stream_shards: int = env("STREAM_SHARDS", 1, "Number of span streams otlp:spans:0..N-1; a trace always goes to one shard", minimum=1)
+    stream_shards: int = env("STREAM_SHARDS", 1, "Number of span streams; a trace always goes to one shard. On a Redis Cluster use a multiple of the number of masters (docs/OPERATIONS.md)", minimum=1)
     redis_timeout: float = env("REDIS_TIMEOUT", 5.0, "Seconds before a Redis call is given up", minimum=0.1)
+
+    def __post_init__(self) -> None:
+        from common.redis_client import check_redis_url  # common.redis_client imports this module
+
+        check_redis_url(self.redis_url)
+
+
+@dataclass(frozen=True)
+class PublishSettings:
+    """How a process that adds entries to the span streams (collector, `observatory dlq replay`)
+    waits for Redis replication before it calls an entry published."""
+
+    redis_wait_replicas: int = env("REDIS_WAIT_REPLICAS", 0, "Replicas that must hold a stream entry before the collector answers success (Redis WAIT after each XADD); 0 answers once the master has it. A failover can lose acknowledged entries with 0 (docs/OPERATIONS.md)", minimum=0)
+    redis_wait_timeout_ms: int = env("REDIS_WAIT_TIMEOUT_MS", 1000, "Milliseconds WAIT may take before the export is refused with a retryable error (the entry may still be stored: the writer ignores duplicates)", minimum=1)
 
 
 @dataclass(frozen=True)

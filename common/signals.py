@@ -83,3 +83,4 @@ METRICS = Signal(
 )
 SIGNALS = (TRACES, LOGS, METRICS)
 BY_NAME = {signal.name: signal for signal in SIGNALS}
+BY_STREAM = {signal.stream: signal for signal in SIGNALS}

@@ -1,7 +1,9 @@
 """The storage writer, in the order of the picture: consume → decode → batch → write → ack.
 
-    consume   storage/consumer.py   XREADGROUP (new entries; own pending after a restart;
-                                    entries lost in transit; stale entries of dead writers)
+    consume   storage/consumer.py   XREADGROUP, one per shard in flight (new entries; own pending
+                                    after a restart; entries lost in transit; stale entries of
+                                    dead writers)
+              storage/leftovers.py  streams of an older layout, drained, then deleted
               storage/failures.py   redelivered entries that failed MAX_DELIVERIES times → dead letters
     decode    storage/decode.py     protobuf → COPY rows, one span at a time
     batch     storage/batch.py      at most BATCH_SIZE spans and BATCH_MAX_BYTES; large entries in parts
@@ -29,18 +31,19 @@ import time
 from collections import deque
 
 import psycopg
-from redis.asyncio import Redis
 
 from common.logging import configure_logging, get_logger
-from common.ops import ops_app, redis_writable, start_site
+from common.ops import ops_app, start_site
+from common.redis_client import AnyRedis, connect, describe
 from common.settings import load
 from common.stream import SpanStream, StreamKeys
 from storage import metrics
 from storage.batch import Batch, Entry, OpenEntry
-from storage.consumer import Delivery, StreamConsumer, parse
+from storage.consumer import Delivery, Held, StreamConsumer, parse
 from storage.decode import Where
 from storage.deadletter import DeadLetters
 from storage.failures import FailureCounts
+from storage.leftovers import Leftovers
 from storage.maintenance import maintain_async
 from storage.migrations import MigrationError, migrate_up
 from storage.settings import StorageSettings
@@ -50,6 +53,7 @@ from storage.store import BACKOFF_MAX, BACKOFF_START, Store, Unexpected
 log = get_logger("storage")
 
 CLAIM_EVERY = 5.0
+LEFTOVERS_EVERY = 30.0  # seconds between looks for streams of an older layout
 READ_COUNT = 100  # entries per stream and read, at most
 FIRST_SPANS_PER_ENTRY = 50.0  # a guess until entries have been seen
 STATS_EVERY = 5.0
@@ -59,22 +63,25 @@ HANDOVER_POLL = 0.05
 
 
 class StorageWriter:
-    def __init__(self, settings: StorageSettings, redis: Redis, storage: SignalStorage = TRACE_STORAGE,
+    def __init__(self, settings: StorageSettings, redis: AnyRedis, storage: SignalStorage = TRACE_STORAGE,
                  stopping: asyncio.Event | None = None) -> None:
         self.settings = settings
         self.redis = redis
         self.storage = storage
-        self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, storage.signal))
+        self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, storage.signal.stream))
         self.consumer = StreamConsumer(redis, self.stream, settings.consumer, int(settings.claim_idle * 1000))
         self.failures = FailureCounts(redis, self.stream.keys, settings.max_deliveries)
         self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
+        self.leftovers = Leftovers(redis, self.stream.keys)
         self.stopping = stopping if stopping is not None else asyncio.Event()
         self.store = Store(self._connect, rows_of=storage.rows_of, signal=storage.signal.name)
         self._last_claim = 0.0
+        self._last_leftover_scan = 0.0
+        self._draining: list[str] = []  # leftover streams being read until empty
         self._own_pending_done = False
         self._spans_per_entry = FIRST_SPANS_PER_ENTRY
         self._writer_idle = asyncio.Event()  # set while the database side waits for a batch
-        self._held: set[tuple[int, bytes]] = set()  # (shard, entry id) read and not yet acked
+        self._held: Held = set()
         self._queue: deque[Delivery] = deque()  # read, not yet opened
         self._open: OpenEntry | None = None  # the entry being taken into batches
         self._last_read_short = False
@@ -93,7 +100,10 @@ class StorageWriter:
     # --- the loop ------------------------------------------------------------------
     async def run(self) -> None:
         await self._ensure_group()
-        log.info("writer started", consumer=self.settings.consumer, streams=self.stream.keys.streams())
+        log.info(
+            "writer started", consumer=self.settings.consumer, streams=self.stream.keys.streams(),
+            redis=describe(self.settings.redis_url),
+        )
         ready: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=1)
         reader = asyncio.create_task(self._read_batches(ready))
         try:
@@ -107,6 +117,7 @@ class StorageWriter:
             await reader  # re-raises whatever stopped the reader
         finally:
             reader.cancel()
+            await self.consumer.close()
             await self.store.close()
         log.info("writer stopped")
 
@@ -195,7 +206,9 @@ class StorageWriter:
             log.warning("redis read failed", error=str(exc))
             await asyncio.sleep(1.0)
             return []
-        self._held.update((d.shard, d.entry_id) for d in deliveries)
+        # One entry can come both from a read in flight and from the lost-entry sweep: once.
+        deliveries = [d for d in deliveries if (d.stream, d.entry_id) not in self._held]
+        self._held.update((d.stream, d.entry_id) for d in deliveries)
         return deliveries
 
     async def _read(self, block_ms: int, count: int) -> list[Delivery]:
@@ -206,6 +219,7 @@ class StorageWriter:
                 return await self._screen_redelivered(pending)
         if time.monotonic() - self._last_claim > CLAIM_EVERY:
             self._last_claim = time.monotonic()
+            await self._mind_leftovers()
             lost = await self.consumer.reclaim_lost(self._held)
             if lost:
                 log.warning("re-reading entries whose delivery was lost", entries=len(lost))
@@ -215,6 +229,24 @@ class StorageWriter:
                 return await self._screen_redelivered(claimed)
         # Short blocks keep shutdown prompt; the flush deadline bounds them too.
         return await self.consumer.read(count, block_ms=min(block_ms, 1000))
+
+    async def _mind_leftovers(self) -> None:
+        """Delete leftover streams that are drained; now and then look for new ones (a
+        collector of an older version may still be writing them)."""
+        for key in list(self._draining):
+            if key not in {k for k, _ in self._held} and await self.leftovers.retire(key):
+                self._draining.remove(key)
+                self.consumer.remove_stream(key)
+                log.info("leftover stream drained and deleted", stream=key)
+        if time.monotonic() - self._last_leftover_scan < LEFTOVERS_EVERY:
+            return
+        self._last_leftover_scan = time.monotonic()
+        new = [key for key in await self.leftovers.find() if key not in self._draining]
+        if new:
+            log.warning("reading streams of an older layout until they are drained", streams=new)
+            self._draining += new
+            self.consumer.add_streams(new)
+            self._own_pending_done = False  # entries this name left pending there come first
 
     async def _screen_redelivered(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Redelivered entries that already failed MAX_DELIVERIES times go to the dead letters."""
@@ -227,7 +259,7 @@ class StorageWriter:
         return keep
 
     async def _dead_letter_entry(self, delivery: Delivery, error: str, reason: str) -> None:
-        self._held.discard((delivery.shard, delivery.entry_id))  # if this fails, the lost-entry sweep retries it
+        self._held.discard((delivery.stream, delivery.entry_id))  # if this fails, the lost-entry sweep retries it
         try:
             await self.dead_letters.entry(delivery, error, reason)
         except Exception as exc:  # Redis down: the entry stays pending and is read again later
@@ -254,7 +286,7 @@ class StorageWriter:
         if batch.done:
             done = [e.delivery for e in batch.done if not e.failed]
             released = [e.delivery for e in batch.done if e.failed]
-            self._held.difference_update((d.shard, d.entry_id) for d in released)  # read again by the lost-entry sweep
+            self._held.difference_update((d.stream, d.entry_id) for d in released)  # read again by the lost-entry sweep
             await self._ack(done)
 
     async def _exhausted(self, entry: Entry) -> bool:
@@ -295,7 +327,7 @@ class StorageWriter:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
         finally:
-            self._held.difference_update((d.shard, d.entry_id) for d in deliveries)
+            self._held.difference_update((d.stream, d.entry_id) for d in deliveries)
 
     async def touch_held_forever(self) -> None:
         """Keep the entries this writer holds from looking idle, so that no writer claims
@@ -357,16 +389,14 @@ class StorageWriter:
         return None
 
     async def check_redis(self) -> str | None:
-        return await redis_writable(self.redis)
+        return await self.stream.shard_problems()
 
 
 async def serve(settings: StorageSettings) -> None:
     if settings.run_migrations:
         await asyncio.to_thread(_migrate, settings)
-    redis = Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_timeout + 1.5,
-        socket_connect_timeout=settings.redis_timeout, health_check_interval=30,
-    )
+    # Reads block up to a second (XREADGROUP BLOCK): the read timeout must outlast that.
+    redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + 1.5, health_check_interval=30)
     stopping = asyncio.Event()
     writers = [StorageWriter(settings, redis, storage, stopping) for storage in STORAGES]
     writer = writers[0]  # traces: runs maintenance (for every table) and answers readiness's Redis check

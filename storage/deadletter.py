@@ -9,10 +9,9 @@ error names what is wrong (an SQLSTATE, a field, an exception type), never the c
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
-from common.stream import VERSION, SpanStream
 from common.logging import get_logger
+from common.redis_client import AnyRedis
+from common.stream import VERSION, SpanStream
 from storage import metrics
 from storage.consumer import Delivery, StreamConsumer
 
@@ -20,7 +19,7 @@ log = get_logger("storage")
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, stream: SpanStream, consumer: StreamConsumer) -> None:
+    def __init__(self, redis: AnyRedis, stream: SpanStream, consumer: StreamConsumer) -> None:
         self.redis = redis
         self.stream = stream
         self.consumer = consumer
@@ -43,6 +42,6 @@ class DeadLetters:
 
     def _fields(self, delivery: Delivery, fields: dict[bytes, bytes], error: str) -> dict[bytes, bytes]:
         fields[b"error"] = error.encode()
-        fields[b"stream"] = self.stream.keys.stream(delivery.shard).encode()
+        fields[b"stream"] = delivery.stream.encode()
         fields[b"entry_id"] = delivery.entry_id
         return fields

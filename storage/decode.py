@@ -343,7 +343,7 @@ def _event_rows(out: list[tuple[Any, ...]], trace_id: bytes, span_id: bytes, sta
     size = 0
     for index, event in enumerate(events):
         if event.time_unix_nano > MAX_UNIX_NANO:
-            raise UndecodableEntry(f"event {index} has a time past year 2262, beyond a bigint")
+            raise UndecodableEntry(f"event {index} of span {span_id.hex()} has a time past year 2262, beyond a bigint")
         exact: dict[str, Any] = {}
         attributes = _json(_attributes(event.attributes, exact))
         size += ROW_OVERHEAD + len(attributes) + len(event.name)

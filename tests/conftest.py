@@ -18,7 +18,7 @@ import redis as redis_sync
 from psycopg import sql
 
 from storage.migrations import Migrator
-from tests.infra import PrivatePostgres, PrivateRedis
+from tests.infra import PrivatePostgres, PrivateRedis, PrivateRedisCluster
 
 ADMIN_DSN = os.environ.get("TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -102,3 +102,19 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path / "private-redis").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[PrivateRedisCluster]:
+    """A Redis Cluster of the test's own: 3 masters, no replicas."""
+    cluster = PrivateRedisCluster(tmp_path / "redis-cluster", masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster_with_replicas(tmp_path: Path) -> Iterator[PrivateRedisCluster]:
+    """A Redis Cluster of the test's own for failover: 3 masters, each with one replica."""
+    cluster = PrivateRedisCluster(tmp_path / "redis-cluster", masters=3, replicas_per_master=1).start()
+    yield cluster
+    cluster.stop()

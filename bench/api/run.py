@@ -63,7 +63,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(samples: list[float]) -> dict[str, float]:
     return {"n": len(samples), "p50_ms": round(percentile(samples, 0.5) * 1e3, 2),
-            "p99_ms": round(percentile(samples, 0.99) * 1e3, 2), "mean_ms": round(statistics.fmean(samples) * 1e3, 2)}
+            "p99_ms": round(percentile(samples, 0.99) * 1e3, 2), "mean_ms": round(statistics.fmean(samples) * 1e3, 2),
+            "max_ms": round(max(samples) * 1e3, 2)}
 
 
 PROCESSES: dict[str, subprocess.Popen[bytes]] = {}  # base URL -> the API process serving it

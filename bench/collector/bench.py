@@ -20,6 +20,7 @@ stages actually present are printed.
 
     .venv/bin/python bench/collector/bench.py --mode pipeline --redaction off
     .venv/bin/python bench/collector/bench.py --mode server --protocol grpc --redaction on
+    .venv/bin/python bench/collector/bench.py --mode pipeline --redaction both   # on/off CPU ratio, same rounds
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ class PrivateRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def wire(body: bytes) -> dict:
+    """The body as received, as the receivers hand it to the pipeline (older commits had no such field)."""
+    return {"wire": body} if "wire" in SpanBatch.__dataclass_fields__ else {}
+
+
 def collector_environ(redis_url: str, args: argparse.Namespace, **extra: str) -> dict[str, str]:
     return {
         "REDIS_URL": redis_url, "MAX_QUEUE_SIZE": str(10**15), "ENABLE_SAMPLING": "false",
@@ -141,27 +147,36 @@ def rate(spans: int, seconds: float) -> float:
 
 
 async def bench_pipeline(args: argparse.Namespace, redis_url: str, bodies: list[bytes], spans_per_request: int) -> dict:
-    settings = load(CollectorSettings, collector_environ(redis_url, args))
+    """With --redaction both, the pipeline with redaction on and off in the same rounds:
+    `redaction_cpu_ratio` is CPU per span with redaction on over off, the median of the
+    rounds' ratios (each round measures both a few seconds apart, under the same load)."""
     redis = Redis.from_url(redis_url)
     stream = SpanStream(redis, StreamKeys())
-    pipeline = build_pipeline(settings, stream)
+    switches = ("off", "on") if args.redaction == "both" else (args.redaction,)
+    pipelines = {}
+    for switch in switches:
+        settings = load(CollectorSettings, collector_environ(redis_url, argparse.Namespace(**{**vars(args), "redaction": switch})))
+        pipelines["pipeline" if len(switches) == 1 else f"pipeline_redaction_{switch}"] = build_pipeline(settings, stream)
 
-    async def through_pipeline(body: bytes) -> None:
-        request = ExportTraceServiceRequest.FromString(body)
-        await pipeline.handle(SpanBatch(request=request, received_ns=time.time_ns(), protocol="bench"))
+    def through(pipeline):  # type: ignore[no-untyped-def]
+        async def send(body: bytes) -> None:
+            request = ExportTraceServiceRequest.FromString(body)
+            await pipeline.handle(SpanBatch(request=request, received_ns=time.time_ns(), protocol="bench", **wire(body)))
+        return send
 
     async def baseline(body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
         await stream.publish(0, StreamEntry(body=request.SerializeToString(), spans=spans_per_request, received_ns=time.time_ns()))
 
+    senders = {"baseline": baseline, **{name: through(p) for name, p in pipelines.items()}}
     trimmer = asyncio.create_task(trim_forever(redis_url, stream.keys))
-    rounds: dict[str, list[dict]] = {"baseline": [], "pipeline": []}
+    rounds: dict[str, list[dict]] = {name: [] for name in senders}
     try:
-        for send in (baseline, through_pipeline):
+        for send in senders.values():
             await drive(send, bodies, max(2, args.requests // 10), args.concurrency)  # warm-up
         # Interleaved rounds, median reported: the machine's load changes under a run.
         for _ in range(args.rounds):
-            for name, send in (("baseline", baseline), ("pipeline", through_pipeline)):
+            for name, send in senders.items():
                 cpu = time.process_time()
                 wall = await drive(send, bodies, args.requests, args.concurrency)
                 cpu = time.process_time() - cpu
@@ -171,8 +186,14 @@ async def bench_pipeline(args: argparse.Namespace, redis_url: str, bodies: list[
         trimmer.cancel()
         await redis.aclose()
     results: dict = {name: median(runs) for name, runs in rounds.items()}
-    results["processors"] = [getattr(p, "name", type(p).__name__) for p in pipeline.processors]
-    results["pipeline_vs_baseline"] = round(results["pipeline"]["spans_per_cpu_s"] / results["baseline"]["spans_per_cpu_s"], 3)
+    results["processors"] = {name: [getattr(p, "name", type(p).__name__) for p in pipeline.processors] for name, pipeline in pipelines.items()}
+    for name in pipelines:
+        results[f"{name}_vs_baseline"] = round(results[name]["spans_per_cpu_s"] / results["baseline"]["spans_per_cpu_s"], 3)
+    if len(switches) == 2:
+        ratios = sorted(off["spans_per_cpu_s"] / on["spans_per_cpu_s"]
+                        for off, on in zip(rounds["pipeline_redaction_off"], rounds["pipeline_redaction_on"]))
+        results["redaction_cpu_ratio"] = round(ratios[len(ratios) // 2], 3)
+        results["redaction_cpu_ratio_range"] = [round(ratios[0], 3), round(ratios[-1], 3)]
     return results
 
 
@@ -276,7 +297,7 @@ def main() -> None:
     parser.add_argument("--mode", choices=("pipeline", "server"), default="pipeline")
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="server mode: how to send")
     parser.add_argument("--encoding", choices=("protobuf", "json"), default="protobuf", help="server mode over http: the body's encoding")
-    parser.add_argument("--redaction", choices=("on", "off"), default="off")
+    parser.add_argument("--redaction", choices=("on", "off", "both"), default="off", help="both: pipeline mode, on and off in the same rounds")
     parser.add_argument("--cost", choices=("on", "off"), default="on", help="ENABLE_COST_CALCULATION (on is the default setting)")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--spans-per-request", type=int, default=512, help="the OpenTelemetry SDKs' default batch")
@@ -286,8 +307,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.encoding == "json" and args.protocol != "http":
         parser.error("--encoding json needs --protocol http")
+    if args.redaction == "both" and args.mode != "pipeline":
+        parser.error("--redaction both needs --mode pipeline")
     report = asyncio.run(main_async(args))
-    if args.redaction == "on" and not any("redact" in p for p in report["processors"]):
+    if args.redaction == "on" and not any("redact" in p for stages in report["processors"].values() for p in stages):
         print("warning: --redaction on, but build_pipeline has no redaction stage yet", file=sys.stderr)
     print(json.dumps(report, indent=2))
 

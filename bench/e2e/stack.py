@@ -153,6 +153,16 @@ class BenchStack:
     def start(self, names: tuple[str, ...] = ("collector", "storage")) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.create_database()
+        env = self.base_env()
+        ports = {"collector": "COLLECTOR_METRICS_PORT", "storage": "STORAGE_METRICS_PORT", "api": "API_METRICS_PORT"}
+        for name in names:
+            port = free_port()
+            env[ports[name]] = str(port)
+            self.services[name] = Service(name, dict(env), port, self.workdir / f"{name}.log")
+        self.start_services()
+
+    def base_env(self) -> dict[str, str]:
+        """What every service of this stack is given (ops ports aside)."""
         env = {k: v for k, v in os.environ.items()}
         env.update({
             "PYTHONPATH": str(ROOT), "OBSERVATORY_ENV_FILE": "/nonexistent",
@@ -164,11 +174,9 @@ class BenchStack:
             "API_PORT": str(free_port()), "LOG_LEVEL": "warning",
         })
         env.update(self.extra_env)
-        ports = {"collector": "COLLECTOR_METRICS_PORT", "storage": "STORAGE_METRICS_PORT", "api": "API_METRICS_PORT"}
-        for name in names:
-            port = free_port()
-            env[ports[name]] = str(port)
-            self.services[name] = Service(name, dict(env), port, self.workdir / f"{name}.log")
+        return env
+
+    def start_services(self) -> None:
         for service in self.services.values():
             service.start()
         for service in self.services.values():

@@ -1,5 +1,8 @@
-"""Spans/s through each collector processor in isolation, and through redaction with each
-regex engine candidate (Python re, google-re2, and hyperscan as a prefilter in front of re).
+"""Spans/s through each collector processor in isolation.
+
+The regex engine comparison this script once ran (Python re, google-re2, hyperscan as a
+prefilter) is recorded in RESULTS.md here; it chose RE2, and the redaction stage now uses
+RE2's binding directly (byte triggers, bounded patterns), so it is measured with RE2 only.
 
     .venv/bin/python -m bench.processors.run [--spans 20000] [--repeat 5]
 
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import re
 import time
 from typing import Any
 
@@ -20,7 +22,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bench.processors.corpus import request
 from collector.pipeline import SpanBatch
-from collector.processors import detectors
 from collector.processors.cost import CostCalculator
 from collector.processors.pricing import load_pricing
 from collector.processors.redaction import RedactionConfig, Redactor
@@ -30,64 +31,8 @@ from collector.processors.validation import Validator
 BATCH = 100  # spans per export request, as SDK batch processors send them
 
 
-class HyperscanPrefilter:
-    """hyperscan answers "does anything match?"; re rewrites only the values that do."""
-
-    def __init__(self, pattern: str) -> None:
-        import hyperscan
-
-        self._re = re.compile(pattern)
-        chosen = detectors.select(detectors.BUILTIN_NAMES, {})
-        self._db = hyperscan.Database()
-        # Hyperscan has no lazy quantifiers; the prefilter flag lets it approximate safely.
-        flags = [hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_DOTALL] * len(chosen)
-        self._db.compile(expressions=[d.pattern.encode() for d in chosen], ids=list(range(len(chosen))), flags=flags)
-        self.sub = self._re.sub
-        self._terminated = hyperscan.ScanTerminated
-
-    def search(self, text: str) -> Any:
-        try:
-            self._db.scan(text.encode(), match_event_handler=_stop)
-        except self._terminated:  # the handler stops the scan at the first candidate
-            return self._re.search(text)
-        return None
-
-
-def _stop(*_: Any) -> bool:
-    return True
-
-
-class HyperscanEngine:
-    """Stands where the re / re2 module would: its compile() gives the hyperscan prefilter."""
-
-    compile = HyperscanPrefilter
-
-
-def re2_module() -> Any:
-    import re2
-
-    return re2
-
-
-def engines() -> dict[str, Any]:
-    found: dict[str, Any] = {"re": re}
-    try:
-        import re2
-
-        found["re2"] = re2
-    except ImportError:
-        print("google-re2 not installed: skipped")
-    try:
-        import hyperscan  # noqa: F401
-
-        found["hyperscan+re"] = HyperscanEngine
-    except ImportError:
-        print("hyperscan not installed: skipped")
-    return found
-
-
 def seconds(stage: Any, bodies: list[bytes]) -> float:
-    batches = [SpanBatch(ExportTraceServiceRequest.FromString(b), 0, "bench") for b in bodies]
+    batches = [SpanBatch(ExportTraceServiceRequest.FromString(b), 0, "bench", wire=b) for b in bodies]  # the body, as the receivers hand it on
     started = time.perf_counter()
     for batch in batches:
         stage.process(batch)
@@ -120,7 +65,7 @@ def with_codec(stage: Any, bodies: list[bytes]) -> float:
     """Seconds for decode → stage → encode: what the collector does per request around XADD."""
     started = time.perf_counter()
     for body in bodies:
-        batch = stage.process(SpanBatch(ExportTraceServiceRequest.FromString(body), 0, "bench"))
+        batch = stage.process(SpanBatch(ExportTraceServiceRequest.FromString(body), 0, "bench", wire=body))
         batch.request.SerializeToString()
     return time.perf_counter() - started
 
@@ -147,8 +92,7 @@ def main() -> None:
     bodies = [request(BATCH, seed).SerializeToString() for seed in range(args.spans // BATCH)]
     print(f"{args.spans} spans, {len(bodies[0]) // BATCH} bytes/span, python {platform.python_version()}, {platform.machine()}")
     stages: dict[str, Any] = {"walk (baseline)": Walk()}
-    for name, engine in engines().items():
-        stages[f"redaction [{name}]"] = Redactor(RedactionConfig(), engine)
+    stages["redaction [re2]"] = Redactor(RedactionConfig())
     stages["head sampling 10%"] = HeadSampler(HeadSamplingConfig(percentage=10))
     stages["cost"] = CostCalculator(load_pricing(None))
     rows = list(best_rates(stages, bodies, args.repeat).items())
@@ -158,7 +102,7 @@ def main() -> None:
         print(f"{name:<28}{rate:>12,.0f}{rate / baseline:>10.2f}")
     codec_only = Chain(Validator())
     validator = Validator(scan_llm_attributes=False)  # as build_pipeline wires them with cost on
-    default = Chain(validator, Redactor(RedactionConfig(), re2_module()), CostCalculator(load_pricing(None), llm_values=validator.llm_values))
+    default = Chain(validator, Redactor(RedactionConfig()), CostCalculator(load_pricing(None), llm_values=validator.llm_values))
     best = {"decode → validate → encode": float("inf"), "decode → validate → redact → cost → encode": float("inf")}
     for _ in range(args.repeat):
         for name, chain in zip(best, (codec_only, default)):

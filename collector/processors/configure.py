@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from collector.processors.pricing import PricingTable, load_pricing
-from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, DEFAULT_IGNORED_KEYS, RedactionConfig, Redactor
+from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, RedactionConfig, Redactor
 from collector.processors.sampling import HeadSamplingConfig
 from collector.processors.validation import Limits
 from collector.processors.tail_sampling import TailSamplingConfig
@@ -92,9 +92,11 @@ def redaction(settings: CollectorSettings) -> RedactionConfig:
         strategies=_pairs("REDACTION_RULE_STRATEGIES", settings.redaction_rule_strategies, ":"),
         hash_key=settings.redaction_hash_key.encode(),
         blocked_keys=DEFAULT_BLOCKED_KEYS + _regexes("REDACTION_BLOCKED_KEYS", settings.redaction_blocked_keys),
-        ignored_keys=DEFAULT_IGNORED_KEYS + settings.redaction_ignored_keys,
+        ignored_keys=settings.redaction_ignored_keys,
         drop_llm_content=settings.redaction_drop_llm_content,
         summary=settings.redaction_summary,
+        keep_private_ips=settings.redaction_keep_private_ips,
+        work_limit=settings.redaction_work_limit,
     )
 
 

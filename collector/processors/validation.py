@@ -95,7 +95,12 @@ def clean_text(text: str, max_bytes: int | None = None) -> str:
     return truncate(text, max_bytes) if max_bytes is not None else text
 
 
+_notes = 0  # texts normalized so far: a batch whose count moved had a text changed
+
+
 def _note(field: str) -> None:
+    global _notes
+    _notes += 1
     metrics.NORMALIZED.labels(field).inc()
 
 
@@ -116,6 +121,7 @@ class Validator:
         limits = self.limits
         horizon = min(self.clock() + int(limits.future_window_s * 1e9), MAX_INT64)
         rejected: Counter[str] = Counter()
+        notes = _notes
         for resource_spans in batch.request.resource_spans:
             self._resource(resource_spans.resource.attributes)
             for scope_spans in resource_spans.scope_spans:
@@ -131,6 +137,10 @@ class Validator:
                         rejected[reason] += 1
         for reason, count in rejected.items():
             batch.reject(count, f"{count} span(s) {reason.format(window=limits.future_window_s)}")
+        if _notes != notes:
+            # A text changed (NUL replaced, a long one cut): redaction's single pass must read
+            # the request as it now is, not the bytes as received (SpanBatch.wire).
+            batch.wire = None
         return batch
 
     def _resource(self, attributes: list[KeyValue]) -> None:

@@ -65,7 +65,8 @@ def decode_request(body: bytes | bytearray | memoryview, request_type: type[Mess
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise OtlpJsonError(f"body is not valid JSON: {exc}") from None
+        # Position only: the parser's message can quote the body, and answers and logs never echo span content.
+        raise OtlpJsonError(f"body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(document, dict):
         raise OtlpJsonError(f"body must be a JSON object (an {request_type.DESCRIPTOR.name}), got {_kind(document)}")
     request = request_type()
@@ -144,10 +145,11 @@ def _field_apply(owner: Descriptor, field: FieldDescriptor) -> Apply:
         return apply_list
 
     def apply_scalar(message: Message, value: Any) -> None:
+        converted = convert(value)
         try:
-            setattr(message, name, convert(value))
-        except (TypeError, ValueError) as exc:  # upb's own range checks
-            raise OtlpJsonError(str(exc)) from None
+            setattr(message, name, converted)
+        except (TypeError, ValueError):  # upb's own range checks, whose message quotes the value
+            raise OtlpJsonError("is out of range for this field") from None
     return apply_scalar
 
 
@@ -287,10 +289,10 @@ def _integer(value: Any) -> int:
         try:
             return int(value.strip(), 10)
         except ValueError:
-            raise OtlpJsonError(f"must be an integer, got {_preview(value)}") from None
+            raise OtlpJsonError(f"must be an integer, got {_describe(value)}") from None
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise OtlpJsonError(f"must be an integer, got {_kind(value)} {_preview(value)}")
+    raise OtlpJsonError(f"must be an integer, got {_describe(value)}")
 
 
 _SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -307,19 +309,19 @@ def _double(value: Any) -> float:
             return float(value)
         except ValueError:
             pass
-    raise OtlpJsonError(f"must be a number, got {_kind(value)} {_preview(value)}")
+    raise OtlpJsonError(f"must be a number, got {_describe(value)}")
 
 
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    raise OtlpJsonError(f"must be true or false, got {_kind(value)} {_preview(value)}")
+    raise OtlpJsonError(f"must be true or false, got {_describe(value)}")
 
 
 def _string(value: Any) -> str:
     if isinstance(value, str):
         return value
-    raise OtlpJsonError(f"must be a string, got {_kind(value)} {_preview(value)}")
+    raise OtlpJsonError(f"must be a string, got {_describe(value)}")
 
 
 def _enum(enum: EnumDescriptor) -> Callable[[Any], int]:
@@ -329,7 +331,7 @@ def _enum(enum: EnumDescriptor) -> Callable[[Any], int]:
         if isinstance(value, str):
             number = by_name.get(value)
             if number is None:
-                raise OtlpJsonError(f"{_preview(value)} is not a {enum.name} name")
+                raise OtlpJsonError(f"{_describe(value)} that is not a {enum.name} name")
             return number
         return _integer(value)  # proto3 enums are open: unknown numbers are kept
     return convert
@@ -346,9 +348,9 @@ def _hex_id(length: int) -> Callable[[Any], bytes]:
         try:
             raw = bytes.fromhex(value)
         except ValueError:
-            raise OtlpJsonError(f"must be hexadecimal, got {_preview(value)}") from None
+            raise OtlpJsonError(f"must be hexadecimal, got {_describe(value)}") from None
         if len(raw) != length:  # fromhex skips spaces
-            raise OtlpJsonError(f"must be hexadecimal, got {_preview(value)}")
+            raise OtlpJsonError(f"must be hexadecimal, got {_describe(value)}")
         return raw
     return convert
 
@@ -362,7 +364,7 @@ def _base64(value: Any) -> bytes:
             return base64.urlsafe_b64decode(padded)
         return base64.b64decode(padded, validate=True)
     except (binascii.Error, ValueError):
-        raise OtlpJsonError(f"must be base64, got {_preview(value)}") from None
+        raise OtlpJsonError(f"must be base64, got {_describe(value)}") from None
 
 
 def _kind(value: Any) -> str:
@@ -371,6 +373,8 @@ def _kind(value: Any) -> str:
     )
 
 
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _describe(value: Any) -> str:
+    """What a bad value is, never what it says: error answers and logs must not echo span content."""
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return _kind(value)

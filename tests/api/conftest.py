@@ -10,11 +10,11 @@ from typing import Any
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from redis.asyncio import Redis
 
 from api.app import make_app, make_pool
 from api.keys import entry_for
 from api.settings import ApiSettings
+from common.redis_client import AnyRedis, connect
 from tests.api import scenario
 from tests.conftest import REDIS_URL, Database, create_database, drop_database
 
@@ -57,13 +57,13 @@ def api_settings(db: Database, prefix: str, **overrides: Any) -> ApiSettings:
 
 @pytest.fixture
 async def make_client(api_database: Database, redis_prefix: str) -> AsyncIterator[ClientFactory]:
-    opened: list[tuple[TestClient, Any, Redis]] = []
+    opened: list[tuple[TestClient, Any, AnyRedis]] = []
 
     async def factory(database: Database | None = None, **overrides: Any) -> TestClient:
         settings = api_settings(database or api_database, redis_prefix, **overrides)
         pool = make_pool(settings)
         await pool.open()
-        redis = Redis.from_url(settings.redis_url)
+        redis = connect(settings.redis_url, settings.redis_timeout)
         client = TestClient(TestServer(make_app(settings, pool, redis)))
         await client.start_server()
         opened.append((client, pool, redis))

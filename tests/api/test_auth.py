@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -44,9 +46,12 @@ async def test_jwt_without_exp_or_sub_is_refused(client: TestClient) -> None:
         assert response.status == 401
 
 
-@pytest.mark.parametrize("headers", [bearer(KEY_ALL), {"X-API-Key": KEY_ALL}, bearer(token())])
-async def test_good_credentials_are_served(client: TestClient, headers: dict[str, str]) -> None:
-    body = await get_json(client, TRACE, headers=headers)
+# Credentials are made when the test runs: a JWT made at collection time (60 s) expired
+# before its test ran in a long suite.
+@pytest.mark.parametrize("headers", [lambda: bearer(KEY_ALL), lambda: {"X-API-Key": KEY_ALL}, lambda: bearer(token())],
+                         ids=["bearer-key", "x-api-key", "jwt"])
+async def test_good_credentials_are_served(client: TestClient, headers: Callable[[], dict[str, str]]) -> None:
+    body = await get_json(client, TRACE, headers=headers())
     assert body["trace_id"] == TRACE_A
 
 

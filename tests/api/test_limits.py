@@ -10,6 +10,7 @@ from api.settings import ApiSettings
 from common.settings import SettingsError, load
 from tests.api.conftest import KEY_ALL, KEY_TRACES, ClientFactory, token
 from tests.api.scenario import TRACE_A
+from tests.infra import PrivateRedisCluster
 from tests.support import async_wait_for, free_port
 
 TRACE = f"/api/v1/traces/{TRACE_A}"
@@ -125,3 +126,12 @@ async def test_without_redis_answers_are_served_uncached_and_unlimited(make_clie
     assert metric("observatory_api_cache_requests_total", result="error") >= 1
     ready = await client.get("/api/v1/ready")
     assert ready.status == 503 and (await ready.json())["checks"]["redis"] != "ok"
+
+
+async def test_on_a_redis_cluster_limits_and_cache_work(make_client: ClientFactory, redis_cluster: PrivateRedisCluster) -> None:
+    client = await make_client(redis_url=redis_cluster.url, rate_limit_requests=2, rate_limit_window=60)
+    statuses = [(await client.get(TRACE, headers={"X-API-Key": KEY_ALL})).status for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    answers = [await client.get("/api/v1/services", headers={"Authorization": f"Bearer {token()}"}) for _ in range(2)]
+    assert [a.headers["Cache-Status"] for a in answers] == ["observatory-api; fwd=miss", "observatory-api; hit"]
+    assert (await client.get("/api/v1/ready")).status == 200

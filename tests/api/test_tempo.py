@@ -6,9 +6,11 @@ documentation gives them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -16,6 +18,7 @@ import psycopg
 import pytest
 from aiohttp.test_utils import TestClient
 from google.protobuf.internal.decoder import _DecodeVarint32
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import TracesData
 
 from api.otlp_out import any_value
@@ -254,3 +257,119 @@ async def test_search_reads_matches_in_steps_and_finds_the_same_traces(tempo: Te
     assert [t["traceID"] for t in stepped["traces"]] == [t["traceID"] for t in whole["traces"]] == [TRACES[3], TRACES[2], TRACES[1], TRACES[0]]
     three = await (await tempo.get("/api/search", params={"q": "{}", **WINDOW, "limit": "3"}, headers=AUTH)).json()
     assert [t["traceID"] for t in three["traces"]] == [TRACES[3], TRACES[2], TRACES[1]]
+
+
+# --- a trace larger than API_TEMPO_TRACE_MAX_SPANS ------------------------------------------------
+
+LONG_TRACE = bytes.fromhex("7e" * 16)
+LONG_SPANS = 3000
+LONG_LIMIT = 10  # API_TEMPO_TRACE_MAX_SPANS in these tests: 40 events and 40 links at most
+CROWDED = 60  # events of the root and links of span 2: more than the answer may hold
+
+
+def long_trace_request() -> ExportTraceServiceRequest:
+    """A root, then LONG_SPANS - 1 children 1 ms apart, sent as an SDK sends them (in one
+    request, newest first, so storage order is not start order)."""
+    request = ExportTraceServiceRequest()
+    scope_spans = request.resource_spans.add()
+    scope_spans.resource.attributes.add(key="service.name").value.string_value = "long-runner"
+    spans = scope_spans.scope_spans.add().spans
+    for n in range(LONG_SPANS, 0, -1):
+        start = seed.BASE_NS + n * 1_000_000
+        span = spans.add(trace_id=LONG_TRACE, span_id=n.to_bytes(8, "big"), name=f"step {n}",
+                         start_time_unix_nano=start, end_time_unix_nano=start + 500_000)
+        if n > 1:
+            span.parent_span_id = (1).to_bytes(8, "big")
+        if n == 1:
+            for i in range(CROWDED):
+                span.events.add(time_unix_nano=start + i, name=f"tick {i}")
+        if n == 2:
+            for i in range(CROWDED):
+                span.links.add(trace_id=seed.tid(1), span_id=(i + 1).to_bytes(8, "big"))
+    return request
+
+
+@pytest.fixture(scope="module")
+async def long_trace() -> AsyncIterator[Database]:
+    database = create_database("obs_tempo_long")
+    try:
+        async with await psycopg.AsyncConnection.connect(database.app_dsn, autocommit=True) as conn:
+            assert await SpanWriter(conn).write(request_rows(long_trace_request())) == LONG_SPANS
+        yield database
+    finally:
+        drop_database(database.name)
+
+
+def spans_in(data: TracesData) -> list[Any]:
+    return [span for rs in data.resource_spans for ss in rs.scope_spans for span in ss.spans]
+
+
+@pytest.mark.parametrize("path", ["/api/traces/", "/api/v2/traces/"])
+async def test_a_trace_over_the_limit_is_answered_bounded_and_says_so(make_client: ClientFactory, long_trace: Database, path: str) -> None:
+    client = await make_client(long_trace, tempo_trace_max_spans=LONG_LIMIT)
+    answer = await client.get(path + LONG_TRACE.hex(), headers={**AUTH, "Accept": "application/protobuf"})
+    assert answer.status == 200 and answer.content_type == "application/protobuf"
+    said = f"spans={LONG_LIMIT} of {LONG_SPANS}, events={4 * LONG_LIMIT}, links={4 * LONG_LIMIT}"
+    assert answer.headers["X-Observatory-Truncated"] == said
+    body = await answer.read()
+    if path == "/api/v2/traces/":  # tempopb.TraceByIDResponse: trace (1), status (3) PARTIAL = 1, message (4)
+        length, at = _DecodeVarint32(body, 1)
+        trace_bytes, rest = body[at:at + length], body[at + length:]
+        assert body[0] == 0x0A and rest[:2] == b"\x18\x01" and rest[2] == 0x22
+        message_length, message_at = _DecodeVarint32(rest, 3)
+        message = rest[message_at:].decode()
+        assert message_at + message_length == len(rest)
+        assert "partial" in message and "API_TEMPO_TRACE_MAX_SPANS" in message and said in message
+        body = trace_bytes
+    spans = spans_in(TracesData.FromString(body))
+    # the earliest spans by start time, whatever order they were stored in
+    assert [int.from_bytes(s.span_id, "big") for s in spans] == sorted(int.from_bytes(s.span_id, "big") for s in spans)
+    assert sorted(int.from_bytes(s.span_id, "big") for s in spans) == list(range(1, LONG_LIMIT + 1))
+    root = next(s for s in spans if s.span_id == (1).to_bytes(8, "big"))
+    linking = next(s for s in spans if s.span_id == (2).to_bytes(8, "big"))
+    assert [e.name for e in root.events] == [f"tick {i}" for i in range(4 * LONG_LIMIT)]
+    assert [int.from_bytes(link.span_id, "big") for link in linking.links] == list(range(1, 4 * LONG_LIMIT + 1))
+    assert all(s.trace_id == LONG_TRACE for s in spans)
+
+
+async def test_a_cut_trace_in_json_says_partial_and_a_whole_one_does_not(
+    make_client: ClientFactory, long_trace: Database, capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = await make_client(long_trace, tempo_trace_max_spans=LONG_LIMIT)
+    v2 = await client.get(f"/api/v2/traces/{LONG_TRACE.hex()}", headers=AUTH)
+    logged = "".join(capsys.readouterr())
+    assert "tempo trace answer truncated" in logged and LONG_TRACE.hex() in logged and f"spans={LONG_LIMIT} of {LONG_SPANS}" in logged
+    document = await v2.json()
+    assert document["status"] == "PARTIAL" and f"spans={LONG_LIMIT} of {LONG_SPANS}" in document["message"]
+    assert len([s for rs in document["trace"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]) == LONG_LIMIT
+    v1 = await client.get(f"/api/traces/{LONG_TRACE.hex()}", headers=AUTH)
+    assert v1.headers["X-Observatory-Truncated"].startswith(f"spans={LONG_LIMIT} of {LONG_SPANS}")
+    assert set(await v1.json()) == {"resourceSpans"}  # v1 is bare TracesData: the header is its only signal
+
+    whole = await make_client(long_trace, tempo_trace_max_spans=LONG_SPANS)  # events and links fit as well
+    answer = await whole.get(f"/api/v2/traces/{LONG_TRACE.hex()}", headers={**AUTH, "Accept": "application/protobuf"})
+    body = await answer.read()
+    length, at = _DecodeVarint32(body, 1)
+    assert "X-Observatory-Truncated" not in answer.headers and at + length == len(body)
+    spans = spans_in(TracesData.FromString(body[at:]))
+    assert len(spans) == LONG_SPANS and sum(len(s.events) for s in spans) == sum(len(s.links) for s in spans) == CROWDED
+
+
+async def test_health_answers_while_long_traces_are_read_through_tempo(make_client: ClientFactory, long_trace: Database) -> None:
+    client = await make_client(long_trace, tempo_trace_max_spans=LONG_LIMIT)
+    reads = [asyncio.ensure_future(client.get(f"/api/traces/{LONG_TRACE.hex()}", headers={**AUTH, "Accept": "application/protobuf"}))
+             for _ in range(8)]
+    started = time.monotonic()
+    health = await client.get("/api/v1/health")
+    health_seconds = time.monotonic() - started
+    responses = await asyncio.gather(*reads)
+    assert health.status == 200 and health_seconds < 2, health_seconds
+    for response in responses:
+        assert response.status == 200 and len(spans_in(TracesData.FromString(await response.read()))) == LONG_LIMIT
+
+
+async def test_a_whole_trace_carries_no_truncation_mark(tempo: TestClient) -> None:
+    for path in ("/api/traces/", "/api/v2/traces/"):
+        answer = await tempo.get(path + TRACES[0], headers=AUTH)
+        assert answer.status == 200 and "X-Observatory-Truncated" not in answer.headers
+        assert "status" not in await answer.json()

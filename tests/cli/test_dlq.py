@@ -54,11 +54,11 @@ def test_list_and_show_describe_each_dead_letter(cli: Cli, redis_client) -> None
     (entry_id,) = dlq_ids(cli, redis_client)
     listing = cli("dlq", "list")
     assert listing.code == 0
-    assert entry_id in listing.out and "otlp:spans:0" in listing.out and "delivered 6 times" in listing.out
+    assert entry_id in listing.out and "otlp:spans:{0}" in listing.out and "delivered 6 times" in listing.out
     assert "1 dead letter(s)" in listing.out
     shown = cli("dlq", "show", entry_id)
     assert shown.code == 0
-    assert f"{prefix}otlp:spans:0 entry" in shown.out and "12 spans" in shown.out
+    assert f"{prefix}otlp:spans:{{0}} entry" in shown.out and "12 spans" in shown.out
     assert "services:" in shown.out and "span names:" in shown.out and "POST /v1/" in shown.out
 
 
@@ -67,7 +67,7 @@ def test_replay_puts_the_entry_back_and_a_running_writer_stores_it(
 ) -> None:
     prefix = cli.env["REDIS_KEY_PREFIX"]
     dead_letter(prefix, spans=25)
-    assert redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"0"  # dead-lettering acknowledged it
+    assert redis_client.get(f"{prefix}otlp:spans:{{0}}:backlog") == b"0"  # dead-lettering acknowledged it
     (entry_id,) = dlq_ids(cli, redis_client)
     port = free_port()
     writer = ServiceProcess("storage", service_env(cli.env, STORAGE_METRICS_PORT=str(port), METRICS_HOST="127.0.0.1",
@@ -78,11 +78,11 @@ def test_replay_puts_the_entry_back_and_a_running_writer_stores_it(
         assert query(fresh_database.admin_dsn, "SELECT count(*) FROM spans") == [(0,)]
         replayed = cli("dlq", "replay", entry_id)
         assert replayed.code == 0, replayed.err
-        assert f"replayed {entry_id} (25 spans) as {prefix}otlp:spans:0" in replayed.out
+        assert f"replayed {entry_id} (25 spans) as {prefix}otlp:spans:{{0}}" in replayed.out
         assert dlq_ids(cli, redis_client) == []
         wait_for(lambda: query(fresh_database.admin_dsn, "SELECT count(*) FROM spans") == [(25,)], 20, 0.1, "replayed spans stored")
         # The backlog counted the replayed entry and the writer's acknowledgement took it off again.
-        wait_for(lambda: redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"0", 10, 0.1, "backlog back to 0")
+        wait_for(lambda: redis_client.get(f"{prefix}otlp:spans:{{0}}:backlog") == b"0", 10, 0.1, "backlog back to 0")
     finally:
         writer.stop()
 
@@ -99,8 +99,8 @@ def test_replay_all_moves_every_entry_a_page_at_a_time_and_counts_the_backlog(
     outcome = cli("dlq", "replay", "--all")
     assert outcome.code == 0 and "replayed 5 dead letter(s)" in outcome.out
     assert dlq_ids(cli, redis_client) == []
-    assert redis_client.xlen(f"{prefix}otlp:spans:0") == 5  # the five replays; the acknowledged originals left the stream
-    assert redis_client.get(f"{prefix}otlp:spans:0:backlog") == b"50"
+    assert redis_client.xlen(f"{prefix}otlp:spans:{{0}}") == 5  # the five replays; the acknowledged originals left the stream
+    assert redis_client.get(f"{prefix}otlp:spans:{{0}}:backlog") == b"50"
 
 
 def test_replay_skips_entries_that_would_fail_again(cli: Cli, redis_client) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import pytest
 
 from tests.cli.conftest import Cli, cli_env
 from tests.conftest import Database
+from tests.infra import PrivateRedisCluster
 from tests.support import SHIPPED_MIGRATIONS, free_port, migration_number
 
 pytestmark = pytest.mark.e2e
@@ -64,3 +65,18 @@ def test_health_fails_postgres_when_migrations_are_pending(cli: Cli, migrations_
     assert behind.code == 1
     detail = json.loads(behind.out)[0]["detail"]
     assert f"1 migration(s) pending ({migration_number()}_extra" in detail and "observatory migrate up" in detail
+
+
+def test_health_sees_a_redis_cluster_and_fails_while_a_master_is_down(
+    cli: Cli, redis_cluster: PrivateRedisCluster,
+) -> None:
+    env = {"REDIS_URL": redis_cluster.url, "STREAM_SHARDS": "3"}
+    healthy = cli("health", "--json", "--skip", "collector", "--skip", "storage", "--skip", "api", **env)
+    results = {r["check"]: r for r in json.loads(healthy.out)}
+    assert healthy.code == 0 and results["redis"]["ok"], healthy.out
+    assert "cluster of 3 masters, 3 shard(s)" in results["redis"]["detail"]
+    assert results["redis"]["target"].startswith("cluster 127.0.0.1:")
+    redis_cluster.nodes[0].kill()  # a master (no replicas here): its shards cannot be served
+    sick = cli("health", "--json", "--timeout", "3", "--skip", "collector", "--skip", "storage", "--skip", "api", **env)
+    results = {r["check"]: r for r in json.loads(sick.out)}
+    assert sick.code == 1 and not results["redis"]["ok"], sick.out

@@ -34,12 +34,12 @@ class Receivers(OtlpEndpoints):
 
     def published(self, signal: Signal = TRACES) -> list[Any]:
         """Every request on the signal's stream (the span stream by default), oldest first."""
-        keys = replace(self.keys, signal=signal)
+        keys = replace(self.keys, signal=signal.stream)
         return [signal.parse(StreamEntry.from_fields(fields, signal.count_field).body)
                 for _id, fields in self.redis.xrange(keys.stream(0))]
 
     def backlog(self, signal: Signal = TRACES) -> int:
-        return int(self.redis.get(replace(self.keys, signal=signal).backlog(0)) or 0)
+        return int(self.redis.get(replace(self.keys, signal=signal.stream).backlog(0)) or 0)
 
 
 StartReceivers = Callable[..., Any]

@@ -23,6 +23,10 @@ def _luhn_complete(body: str) -> str:
 def card_digits(draw: st.DrawFn, lengths: tuple[int, ...] = (16,)) -> str:
     prefix = draw(st.sampled_from(["4", "51", "55", "2221", "2720", "34", "37", "6011", "65", "35", "36", "62"]))
     length = 15 if prefix in ("34", "37") else draw(st.sampled_from(lengths))
+    if prefix[0] == "2" or prefix in ("51", "55"):
+        length = 16  # Mastercard numbers have 16 digits
+    elif prefix[0] != "4" and length == 13:
+        length = 16  # only Visa has 13
     body = prefix + "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=length - len(prefix) - 1, max_size=length - len(prefix) - 1)))
     return _luhn_complete(body)
 

@@ -146,3 +146,19 @@ def test_json_nesting_past_the_limit_is_cut_and_the_writer_can_parse_it() -> Non
             value = value[0] if isinstance(value, list) else value["k"]
             depth += 1
         assert depth == MAX_VALUE_DEPTH and value == DEPTH_MARK
+
+
+def test_a_changed_text_makes_redaction_read_the_request_as_it_now_is() -> None:
+    # Redaction's single pass reads SpanBatch.wire, the bytes as received; once validation
+    # has changed a text those bytes no longer say what will be stored.
+    def wired(spans: list[Span], service: str) -> SpanBatch:
+        request = ExportTraceServiceRequest()
+        rs = request.resource_spans.add()
+        rs.resource.attributes.append(key_value("service.name", service))
+        rs.scope_spans.add().spans.extend(spans)
+        batch = SpanBatch(request, NOW, "test", wire=request.SerializeToString())
+        return Validator(Limits(future_window_s=3600), clock=lambda: NOW).process(batch)
+
+    assert wired([span()], "svc").wire is not None
+    assert wired([span(name="a\x00b")], "svc").wire is None
+    assert wired([span()], "x" * (INDEXED_TEXT_BYTES + 10)).wire is None

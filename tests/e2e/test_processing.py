@@ -31,7 +31,7 @@ def _send(endpoint: str) -> tuple[str, str]:
         "gen_ai.input.messages": PROMPT, "http.request.header.authorization": "Bearer abc",
     }) as llm:
         llm.add_event("exception", {"exception.message": "declined for jane.doe@example.com"})
-        llm.set_status(Status(StatusCode.ERROR, "upstream 10.20.30.40 refused"))
+        llm.set_status(Status(StatusCode.ERROR, "upstream 81.2.69.160 refused"))  # a public address: private ones are kept by default
         kept = format(llm.get_span_context().trace_id, "032x")
     with tracer.start_as_current_span("health check") as quiet:
         dropped = format(quiet.get_span_context().trace_id, "032x")

@@ -99,3 +99,24 @@ def test_ten_times_maxmemory_goes_through_and_redis_keeps_only_unwritten_data(
         for service in services:
             service.kill()
         client.close()
+
+
+def test_the_writer_says_on_ready_when_redis_refuses_writes(
+    fresh_database: Database, redis_prefix: str, small_redis: PrivateRedis, tmp_path: Path,
+) -> None:
+    client = redis_sync.Redis.from_url(small_redis.url)
+    writer = writer_process(fresh_database, redis_prefix, tmp_path, REDIS_URL=small_redis.url)
+    try:
+        writer.start().wait_ready()
+        ready_url = f"http://127.0.0.1:{writer.metrics_port}/ready"
+        filler = f"{redis_prefix}filler"
+        with pytest.raises(redis_sync.exceptions.ResponseError, match="OOM|maxmemory"):
+            for n in range(100):  # 1 MB at a time until Redis refuses
+                client.rpush(filler, os.urandom(1 << 20))
+        status, body = http_get(ready_url)
+        assert status == 503 and b"redis refuses writes: out of memory" in body, body
+        client.delete(filler)
+        wait_for(lambda: http_get(ready_url)[0] == 200, 10, 0.1, "the writer ready again once Redis has room")
+    finally:
+        writer.kill()
+        client.close()

@@ -43,7 +43,7 @@ def test_a_point_that_does_not_fit_is_dead_lettered_alone(stack: Stack) -> None:
     assert wait_for(stored, 30, 0.2, "the four good points") == [0, 1, 3, 4]
     client = redis_sync.Redis.from_url(REDIS_URL)
     try:
-        dlq = StreamKeys(stack.prefix, 1, METRICS).dlq
+        dlq = StreamKeys(stack.prefix, 1, METRICS.stream).dlq
         (entry,) = wait_for(lambda: client.xrange(dlq), 20, 0.2, "the dead letter")
         fields = entry[1]
         letter = METRICS.parse(StreamEntry.from_fields(fields, METRICS.count_field).body)

@@ -8,6 +8,7 @@ request that carried it: that is the promise the pipeline must keep.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ def span_key(span: ReadableSpan) -> tuple[bytes, bytes]:
 @dataclass
 class LoadResult:
     acknowledged: set[tuple[bytes, bytes]] = field(default_factory=set)
+    acknowledged_at: dict[tuple[bytes, bytes], float] = field(default_factory=dict)  # time.monotonic() of the answer
     failed: set[tuple[bytes, bytes]] = field(default_factory=set)
     requests_ok: int = 0
     requests_failed: int = 0
@@ -64,12 +66,13 @@ class Load:
     """Sends spans in requests of `per_request` from `senders` threads until all are sent."""
 
     def __init__(self, spans: Sequence[ReadableSpan], protocol: str, endpoint: str,
-                 per_request: int = 50, senders: int = 4, timeout: float = 30.0) -> None:
+                 per_request: int = 50, senders: int = 4, timeout: float = 30.0, pause: float = 0.0) -> None:
         self.chunks = [list(spans[i:i + per_request]) for i in range(0, len(spans), per_request)]
         self.protocol = protocol
         self.endpoint = endpoint
         self.senders = senders
         self.timeout = timeout
+        self.pause = pause  # seconds each sender waits between requests (spreads the load over time)
         self.result = LoadResult()
         self.sent_requests = 0
         self._lock = threading.Lock()
@@ -103,15 +106,19 @@ class Load:
         try:
             while (chunk := self._take()) is not None:
                 outcome = exporter.export(chunk)
+                answered = time.monotonic()
                 keys = {span_key(s) for s in chunk}
                 with self._lock:
                     self.sent_requests += 1
                     if outcome == SpanExportResult.SUCCESS:
                         self.result.acknowledged |= keys
+                        self.result.acknowledged_at.update(dict.fromkeys(keys, answered))
                         self.result.requests_ok += 1
                     else:
                         self.result.failed |= keys
                         self.result.requests_failed += 1
+                if self.pause:
+                    time.sleep(self.pause)
         finally:
             exporter.shutdown()
 

@@ -260,23 +260,102 @@ function details(span) {
       h("pre", { class: "mono" }, JSON.stringify(span, null, 2))));
 }
 
-export async function renderTrace(main, traceId, params, stillCurrent) {
-  const trace = await get(`/traces/${encodeURIComponent(traceId)}`);
-  if (!stillCurrent()) return;
-  const byId = new Map(trace.spans.map((s) => [s.span_id, s]));
-  const panel = h("div", { id: "details-slot" });
-  const colours = paletteFor(trace.spans.map((s) => s.service_name));
-  const waterfall = new Waterfall(trace, colours, (spanId) => {
-    panel.replaceChildren(details(byId.get(spanId)));
-    const wanted = new URLSearchParams({ span: spanId }).toString();
-    if (location.hash !== `#/trace/${traceId}?${wanted}`) history.replaceState(null, "", `#/trace/${traceId}?${wanted}`);
+// The spans loaded so far in the API's tree order: depth-first, each parent before its
+// children, siblings (and roots: spans whose parent is not loaded) by start time. Each page
+// of a large trace is in tree order on its own; merged pages are ordered again here.
+export function treeOrder(spans) {
+  const byStart = (a, b) => (a.start_time < b.start_time ? -1 : a.start_time > b.start_time ? 1 : a.span_id < b.span_id ? -1 : a.span_id > b.span_id ? 1 : 0);
+  const known = new Set(spans.map((s) => s.span_id));
+  const children = new Map();
+  const roots = [];
+  for (const span of spans) {
+    if (span.parent_span_id && known.has(span.parent_span_id) && span.parent_span_id !== span.span_id) {
+      (children.get(span.parent_span_id) || children.set(span.parent_span_id, []).get(span.parent_span_id)).push(span);
+    } else roots.push(span);
+  }
+  const ordered = [];
+  const seen = new Set();
+  const stack = roots.sort(byStart).reverse().map((span) => [span, 0]);
+  while (stack.length) { // iterative: a chain of thousands of spans must not overflow the call stack
+    const [span, depth] = stack.pop();
+    if (seen.has(span.span_id)) continue;
+    seen.add(span.span_id);
+    ordered.push({ ...span, depth });
+    const kids = (children.get(span.span_id) || []).sort(byStart);
+    for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1]);
+  }
+  // spans on a parent cycle are reachable from no root: still shown, as roots
+  for (const span of spans.filter((s) => !seen.has(s.span_id)).sort(byStart)) ordered.push({ ...span, depth: 0 });
+  return ordered;
+}
+
+function moreSpans(loaded, total, cursor, onMore) {
+  const said = h("span", { id: "trace-loaded" }, `Showing the first ${int(loaded)} of ${int(total)} spans (by start time).`);
+  if (!cursor) return h("p", { class: "partial", id: "trace-partial", role: "status" }, said);
+  const button = h("button", { type: "button", id: "load-more-spans" }, "Load more spans");
+  const error = h("span", { class: "badge-error", id: "load-more-error" });
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    error.textContent = "";
+    try {
+      await onMore();
+    } catch (failure) {
+      error.textContent = ` Could not load more spans: ${failure.message}`;
+      button.disabled = false;
+    }
   });
+  return h("p", { class: "partial", id: "trace-partial", role: "status" }, said, " ", button, error);
+}
+
+export async function renderTrace(main, traceId, params, stillCurrent) {
+  const path = `/traces/${encodeURIComponent(traceId)}`;
+  const trace = await get(path);
+  if (!stillCurrent()) return;
+  let spans = trace.spans;
+  let cursor = trace.next_cursor;
+  const byId = new Map(spans.map((s) => [s.span_id, s]));
+  const panel = h("div", { id: "details-slot" });
+  const colours = paletteFor(trace.summary.services);
+  const layout = h("div", { class: "trace-layout" });
+  const notice = h("div", { id: "trace-notice" });
+  let selected = null;
+  // A span named in the URL that is not among the spans loaded yet stays wanted (and is
+  // selected when its page arrives) until another span is chosen.
+  let wanted = params.get("span");
+  let choosing = false;
+
+  const draw = () => {
+    const waterfall = new Waterfall({ ...trace, spans }, colours, (spanId) => {
+      selected = spanId;
+      if (!choosing) wanted = null;
+      panel.replaceChildren(details(byId.get(spanId)));
+      const query = new URLSearchParams({ span: spanId }).toString();
+      if (location.hash !== `#/trace/${traceId}?${query}`) history.replaceState(null, "", `#/trace/${traceId}?${query}`);
+    });
+    layout.replaceChildren(waterfall.element, panel);
+    // A trace longer than one answer says so, and loads further pages on demand.
+    notice.replaceChildren(spans.length < trace.span_count || cursor ? moreSpans(spans.length, trace.span_count, cursor, loadMore) : "");
+    const first = byId.has(wanted) ? wanted : byId.has(selected) ? selected : (spans.find(isLlm) || spans[0]).span_id;
+    if (first === wanted) wanted = null;
+    choosing = true;
+    waterfall.select(first, false);
+    choosing = false;
+  };
+
+  const loadMore = async () => {
+    const page = await get(path, { cursor });
+    if (!stillCurrent()) return;
+    for (const span of page.spans) byId.set(span.span_id, span);
+    spans = treeOrder([...byId.values()]);
+    cursor = page.next_cursor;
+    draw();
+  };
+
   main.append(
     h("p", {}, h("a", { href: "#/traces" }, "← Traces")),
     h("h1", {}, `Trace ${trace.summary.root.name}`),
     summaryBox(trace, colours),
-    h("div", { class: "trace-layout" }, waterfall.element, panel));
-  const wanted = params.get("span");
-  const first = byId.has(wanted) ? wanted : (trace.spans.find(isLlm) || trace.spans[0]).span_id;
-  waterfall.select(first, false);
+    notice,
+    layout);
+  draw();
 }
