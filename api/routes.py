@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
-from api import queries, serialize, specs, trace_search, tree
+from api import logs, metric_series, queries, serialize, specs, trace_search, tree
 from api.cache import AnswerCache
 from api.params import Param, body_values, parse, query_values
 from api.problems import Problem, bad_parameter, not_found
@@ -20,6 +20,7 @@ from api.settings import ApiSettings
 from api.usage import usage
 from api.queries import Rows
 from api.window import EPOCH, Window, as_datetime, check_limit, decode_cursor, encode_cursor, page, window
+from common import genai_events
 from common.ops import ReadyCheck, run_checks
 
 POOL = web.AppKey("pool", AsyncConnectionPool)
@@ -76,6 +77,10 @@ async def get_trace(request: web.Request) -> web.Response:
             summary = orjson.loads((await cache.get_or_compute(summary_key, summary_json))[0])
         first, last = summary.pop("first_start_us"), summary.pop("last_start_us")
         rows, events, links = await queries.trace_spans(conn, trace_id, as_datetime(first * 1000), as_datetime(last * 1000), after, limit)
+        # The page's spans' log records, and on the first page the trace's records that name
+        # none of its spans; read after the span tables (the order maintenance locks them in).
+        records = await logs.trace_records(conn, trace_id, [bytes(r["span_id"]) for r in rows[:limit]])
+        loose = await logs.trace_records_without_span(conn, trace_id) if values["cursor"] is None else []
     cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -83,12 +88,14 @@ async def get_trace(request: web.Request) -> web.Response:
         cursor = encode_cursor(position, bound, None, secret)
         if values["cursor"] is None:
             await cache.put(summary_key, orjson.dumps({**summary, "first_start_us": first, "last_start_us": last}))
-    by_span_events, by_span_links = _by_span(events), _by_span(links)
+    by_span_events, by_span_links, by_span_records = _by_span(events), _by_span(links), _by_span(records)
     return json_answer({
         "trace_id": trace_id.hex(),
         "summary": summary,
         "span_count": summary["span_count"],
-        "spans": [_full_span(row, depth, by_span_events, by_span_links) for depth, row in tree.tree_order(rows)],
+        "spans": [_full_span(row, depth, by_span_events, by_span_links, by_span_records) for depth, row in tree.tree_order(rows)],
+        # Records of this trace that name no span of it (no span id, or a span not stored); first page only.
+        "logs": [logs.record(r) for r in loose],
         "next_cursor": cursor,
     })
 
@@ -109,13 +116,17 @@ def _by_span(rows: list[dict[str, Any]]) -> dict[bytes, list[dict[str, Any]]]:
     return grouped
 
 
-def _full_span(row: dict[str, Any], depth: int | None, events: Mapping[bytes, Rows], links: Mapping[bytes, Rows]) -> dict[str, Any]:
+def _full_span(row: dict[str, Any], depth: int | None, events: Mapping[bytes, Rows], links: Mapping[bytes, Rows],
+               records: Mapping[bytes, Rows]) -> dict[str, Any]:
     span_id = bytes(row["span_id"])
     answer = serialize.span(row)
     if depth is not None:
         answer["depth"] = depth
     answer["events"] = [serialize.event(e) for e in events.get(span_id, ())]
     answer["links"] = [serialize.link(link) for link in links.get(span_id, ())]
+    answer["logs"] = [logs.record(r) for r in records.get(span_id, ())]
+    # GenAI content in one shape wherever the SDK put it: span attributes, span events, log records.
+    answer["messages"] = genai_events.span_messages(answer["attributes"], answer["events"], answer["logs"])
     return answer
 
 
@@ -159,7 +170,8 @@ async def get_span(request: web.Request) -> web.Response:
         if len({bytes(r["trace_id"]) for r in rows}) > 1:
             raise Problem(409, "Ambiguous span id", f"span id {span_id.hex()} is in several traces; give trace_id")
         events, links = await queries.events_and_links(conn, bytes(rows[0]["trace_id"]), span_id)
-    return json_answer(_full_span(rows[0], None, _by_span(events), _by_span(links)))
+        records = await logs.trace_records(conn, bytes(rows[0]["trace_id"]), [span_id])
+    return json_answer(_full_span(rows[0], None, _by_span(events), _by_span(links), _by_span(records)))
 
 
 async def search_spans(request: web.Request) -> web.Response:
@@ -191,6 +203,36 @@ async def _span_search(request: web.Request, values: dict[str, Any]) -> web.Resp
         request, "spans", [serialize.span(r) for r in rows[:limit]], rows, limit, values, span,
         lambda last: [last["start_time_unix_nano"], bytes(last["trace_id"]).hex(), bytes(last["span_id"]).hex()],
     )
+
+
+async def search_logs(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.LOG_SEARCH, attrs=True)
+    limit = check_limit(values, settings.max_limit)
+    # A record's key is 32 hex characters, shaped as a trace id.
+    span, after = page(values, settings.default_window, settings.max_search_window, ("nanos", "trace_id"), request.app[CURSOR_KEY])
+    async with request.app[POOL].connection() as conn:
+        rows = await logs.search(conn, values, span, after, limit)
+    return _page_answer(
+        request, "logs", [logs.record(r) for r in rows[:limit]], rows, limit, values, span,
+        lambda last: [last["time_unix_nano"], bytes(last["record_id"]).hex()],
+    )
+
+
+async def get_metric_series(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    values = _query(request, specs.METRIC_SERIES, attrs=True)
+    if values["name"] is None:
+        raise bad_parameter("name", "is required: the metric's name")
+    span = window(values, settings.default_window, settings.max_usage_window)
+    width = specs.BUCKETS[values["bucket"]]
+    if span.seconds / width > MAX_BUCKETS:
+        raise bad_parameter("bucket", f"this window holds more than {MAX_BUCKETS} buckets of {values['bucket']}; use a wider bucket")
+    async with request.app[POOL].connection() as conn:
+        rows = await metric_series.points(conn, values, span)
+    found = metric_series.series(rows, values["aggregation"], span, width * 1_000_000_000)
+    return json_answer({"window": serialize.window(span.start_ns, span.end_ns), "name": values["name"], "bucket": values["bucket"],
+                        "aggregation": values["aggregation"], **found})
 
 
 async def _cached(request: web.Request, values: Mapping[str, Any], compute: Callable[[], Awaitable[Any]]) -> web.Response:
@@ -302,6 +344,8 @@ ROUTES = (
     Route("GET", "/spans/{span_id}", get_span, "traces", specs.SPAN_BY_ID, "One span with its events and links", "SpanDetail"),
     Route("GET", "/spans", search_spans, "traces", specs.SPAN_SEARCH, "Span search, keyset-paged; attr.KEY=VALUE filters by attribute", "SpanPage", attrs=True),
     Route("POST", "/query", post_query, "traces", specs.SPAN_SEARCH, "Span search with the parameters of GET /spans as a JSON body", "SpanPage", attrs=True),
+    Route("GET", "/logs", search_logs, "traces", specs.LOG_SEARCH, "Log record search, keyset-paged; attr.KEY=VALUE filters by attribute", "LogPage", attrs=True),
+    Route("GET", "/metric-series", get_metric_series, "usage", specs.METRIC_SERIES, "A metric's series over time, aggregated per bucket; attr.KEY=VALUE filters by attribute", "MetricSeries", attrs=True),
     Route("GET", "/metrics", get_usage, "usage", specs.USAGE, "LLM usage over time: requests, errors, latency, tokens, cost", "Usage", cached=True),
     Route("GET", "/services", get_services, "usage", specs.INVENTORY, "Services with spans in a window", "Services", cached=True),
     Route("GET", "/models", get_models, "usage", specs.INVENTORY, "LLM models used in a window", "Models", cached=True),

@@ -60,14 +60,53 @@ SPAN = _obj({
 EVENT = _obj({"time": TIME, "time_unix_nano": INT, "name": STR, "attributes": ATTRS, "dropped_attributes_count": INT, "exact_values": EXACT})
 LINK = _obj({"trace_id": HEX32, "span_id": HEX16, "trace_state": NULL_STR, "flags": INT, "attributes": ATTRS, "dropped_attributes_count": INT,
              "exact_values": EXACT})
-SPAN_DETAIL = {"allOf": [SPAN, _obj({"events": {"type": "array", "items": EVENT}, "links": {"type": "array", "items": LINK}})]}
+LOG_RECORD = _obj({
+    "time": TIME, "time_unix_nano": INT, "observed_time": TIME, "observed_time_unix_nano": INT,
+    "trace_id": {"type": ["string", "null"]}, "span_id": {"type": ["string", "null"]}, "flags": INT,
+    "severity_number": INT, "severity_text": NULL_STR, "service_name": STR, "event_name": NULL_STR,
+    "body": {"description": "the AnyValue as JSON: a string, number, boolean, array, object or null"},
+    "attributes": ATTRS, "resource_attributes": ATTRS,
+    "scope": _obj({"name": NULL_STR, "version": NULL_STR, "attributes": ATTRS}),
+    "dropped_attributes_count": INT, "record_id": {"type": "string", "description": "32 hex characters: the record's key"},
+})
+PART = {"type": "object", "description": "{type: text, content} | {type: tool_call, id, name, arguments} | {type: tool_call_response, id, response} | as sent"}
+MESSAGE = _obj({
+    "role": NULL_STR, "parts": {"type": "array", "items": PART},
+    "direction": {"type": "string", "enum": ["system", "input", "output"]},
+    "source": {"type": "string", "enum": ["span", "event", "log"], "description": "span attributes, a span event, or a log record"},
+    "finish_reason": NULL_STR, "index": NULL_INT,
+}, required=False) | {"required": ["role", "parts", "direction", "source"]}
+SPAN_DETAIL = {"allOf": [SPAN, _obj({
+    "events": {"type": "array", "items": EVENT}, "links": {"type": "array", "items": LINK},
+    "logs": {"type": "array", "items": LOG_RECORD, "description": "log records naming this span"},
+    "messages": {"type": "array", "items": MESSAGE, "description": "GenAI content (gen_ai.* attributes, events and log records) as messages"},
+})]}
 TREE_SPAN = {"allOf": [SPAN_DETAIL, _obj({"depth": {"type": "integer", "minimum": 0}})]}
 TOTALS = {"span_count": INT, "error_count": INT, "services": {"type": "array", "items": STR}, "input_tokens": INT, "output_tokens": INT, "cost_usd": NUM}
 TRACE_SUMMARY = _obj({"trace_id": HEX32, "root": ROOT, **TIMES, **TOTALS})
 TRACE = _obj({
     "trace_id": HEX32, "summary": _obj({"root": ROOT, **TIMES, **TOTALS}), "span_count": INT,
     "spans": {"type": "array", "items": TREE_SPAN, "description": "depth-first: each parent before its children"},
+    "logs": {"type": "array", "items": LOG_RECORD, "description": "log records of the trace that name none of its spans"},
 })
+SERIES_POINT = _obj({"bucket": TIME, "bucket_unix_nano": INT, "value": NULL_NUM})
+METRIC_SERIES = _obj({
+    "window": WINDOW, "name": STR, "bucket": STR, "aggregation": STR,
+    "metric": {"type": ["object", "null"], "properties": {
+        "type": {"type": "string", "enum": ["gauge", "sum", "histogram", "exponential_histogram", "summary"]},
+        "unit": NULL_STR, "description": NULL_STR, "temporality": NULL_STR, "monotonic": {"type": ["boolean", "null"]}}},
+    "series": {"type": "array", "items": _obj({
+        "attributes": ATTRS, "service_name": STR, "resource_attributes": ATTRS,
+        "points": {"type": "array", "items": SERIES_POINT}})},
+})
+NEXT = {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}
+LATENCY = _obj({k: NULL_NUM for k in ("p50", "p95", "p99", "avg", "max")})
+USAGE_ROW = _obj({
+    "bucket": TIME, "bucket_unix_nano": INT, "service": NULL_STR, "model": NULL_STR, "provider": NULL_STR,
+    "request_count": INT, "error_count": INT, "error_rate": NUM, "input_tokens": INT, "output_tokens": INT,
+    "cost_usd": NUM, "latency_ms": LATENCY,
+}, required=False)
+SOURCE = {"type": "string", "enum": ["rollups", "raw", "rollups+raw"]}
 NEXT = {"type": ["string", "null"], "description": "pass as cursor for the next page; null on the last"}
 LATENCY = _obj({k: NULL_NUM for k in ("p50", "p95", "p99", "avg", "max")})
 USAGE_ROW = _obj({
@@ -87,6 +126,8 @@ COMPONENTS: dict[str, Any] = {
     "SpanDetail": SPAN_DETAIL,
     "Trace": TRACE,
     "TracePage": _obj({"window": WINDOW, "traces": {"type": "array", "items": TRACE_SUMMARY}, "next_cursor": NEXT}),
+    "LogPage": _obj({"window": WINDOW, "logs": {"type": "array", "items": LOG_RECORD}, "next_cursor": NEXT}),
+    "MetricSeries": METRIC_SERIES,
     "SpanPage": _obj({"window": WINDOW, "spans": {"type": "array", "items": SPAN}, "next_cursor": NEXT}),
     "Usage": _obj({
         "window": WINDOW, "bucket": STR, "group_by": {"type": "array", "items": STR}, "source": SOURCE,

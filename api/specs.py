@@ -70,3 +70,23 @@ USAGE = WINDOW + (
     Param("provider", "text", "Only this LLM provider"),
 )
 INVENTORY = WINDOW
+
+LOG_SEARCH = WINDOW + PAGE + (
+    Param("service", "text", "Service name (resource attribute service.name)"),
+    Param("trace_id", "trace_id", "Only records of this trace (32 hex characters)"),
+    Param("span_id", "span_id", "Only records of this span (16 hex characters)"),
+    Param("min_severity", "enum", "Least severity: trace, debug, info, warn, error or fatal (their SeverityNumber ranges)",
+          choices=("trace", "debug", "info", "warn", "error", "fatal")),
+    Param("event_name", "text", "Exact event name (gen_ai.client.inference.operation.details, gen_ai.choice, ...)"),
+    Param("text", "text", "Text the body contains, case-insensitive (a structured body is searched as its JSON)"),
+    Param("sort", "enum", "Order by time, - for newest first", choices=("-time", "time"), default="-time"),
+)
+
+METRIC_SERIES = WINDOW + (
+    Param("name", "text", "Metric name (required)"),
+    Param("service", "text", "Only points of this service"),
+    Param("bucket", "enum", "Bucket width", choices=tuple(BUCKETS), default="1m"),
+    Param("aggregation", "enum", "Per bucket: last/avg/min/max (gauges), sum/rate (sums: the increase), count/sum/avg/rate "
+          "and p50/p90/p95/p99 from the buckets (histograms)",
+          choices=("last", "avg", "min", "max", "sum", "rate", "count", "p50", "p90", "p95", "p99"), default="last"),
+)

@@ -1,7 +1,8 @@
 """`observatory dlq list|show|replay|purge`: the dead-letter stream, inspected and replayed.
 
-Dead letters sit on `{REDIS_KEY_PREFIX}otlp:spans:dlq` with the original entry's fields
-plus `error`, `stream` and `entry_id`. Replay publishes an entry back through
+Dead letters sit on `{REDIS_KEY_PREFIX}otlp:spans:dlq` (with `--signal logs` or `metrics`,
+`otlp:logs:dlq` / `otlp:metrics:dlq`) with the original entry's fields plus `error`,
+`stream` and `entry_id`. Replay publishes an entry back through
 SpanStream.publish (so the backlog counter counts it, as for any entry the collector adds)
 and only then deletes the dead letter: a crash between the two replays it twice, which
 the writer's idempotent insert makes harmless. An entry whose body cannot be decoded
@@ -23,8 +24,10 @@ from cli.args import positive_int
 from cli.errors import Failure, UsageError
 from cli.settings import CliSettings
 from common.redis_client import AnyRedis, connect
+from common.signals import BY_NAME, TRACES
 from common.stream import SpanStream, StreamEntry, StreamKeys
 from storage.decode import UndecodableEntry, decode
+from storage.signals import STORAGES
 
 ENTRY_ID = re.compile(r"^\d+-\d+$")
 REPLAY_PAGE = 100
@@ -39,6 +42,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "  observatory dlq replay --all\n  observatory dlq purge --confirm",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--signal", choices=tuple(BY_NAME), default="traces",
+                        help="whose dead letters: traces (otlp:spans:dlq, the default), logs or metrics")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="the oldest dead letters, one a line",
                                  description="List dead letters, oldest first: id, when, source stream, spans, error.",
@@ -77,7 +82,7 @@ def _run(args: argparse.Namespace, settings: CliSettings) -> int:
 
 async def _dispatch(args: argparse.Namespace, settings: CliSettings) -> int:
     redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + settings.redis_wait_timeout_ms / 1000)
-    keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
+    keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards, BY_NAME[getattr(args, "signal", "traces")].stream)
     try:
         if args.action == "list":
             return await dlq_list(redis, keys, args.limit)
@@ -107,11 +112,11 @@ async def dlq_list(redis: AnyRedis, keys: StreamKeys, limit: int) -> int:
     if not entries:
         print(f"no dead letters on {keys.dlq}")
         return 0
-    print(f"{'id':<17} {'dead-lettered (UTC)':<20} {'stream':<16} {'spans':>6}  error")
+    print(f"{'id':<17} {'dead-lettered (UTC)':<20} {'stream':<16} {keys.count_field:>6}  error")
     for entry_id, fields in entries:
         error = _field(fields, "error").replace("\n", " ")
         stream = _field(fields, "stream").removeprefix(keys.prefix)
-        print(f"{entry_id.decode():<17} {_when(entry_id):<20} {stream:<16} {_field(fields, 'spans'):>6}  "
+        print(f"{entry_id.decode():<17} {_when(entry_id):<20} {stream:<16} {_field(fields, keys.count_field):>6}  "
               f"{error[:100] + ('…' if len(error) > 100 else '')}")
     shown = f"the oldest {len(entries)} of " if total > len(entries) else ""
     print(f"{shown}{total} dead letter(s) on {keys.dlq}")
@@ -130,7 +135,9 @@ async def dlq_show(redis: AnyRedis, keys: StreamKeys, entry_id: str) -> int:
     if received.isdigit() and int(received):
         print(f"received:      {datetime.fromtimestamp(int(received) / 1e9, timezone.utc):%Y-%m-%d %H:%M:%S.%f} UTC")
     body = fields.get(b"body", b"")
-    print(f"format:        v{_field(fields, 'v')}, {_field(fields, 'spans')} spans, body {len(body):,} bytes")
+    print(f"format:        v{_field(fields, 'v')}, {_field(fields, keys.count_field)} {keys.count_field}, body {len(body):,} bytes")
+    if keys.kind is not TRACES:
+        return 0
     for line in _summary(body):
         print(line)
     return 0
@@ -167,6 +174,8 @@ def _shard(keys: StreamKeys, fields: dict[bytes, bytes], entry: StreamEntry) -> 
     for shard in range(keys.shards):
         if keys.stream(shard) == stream:
             return shard
+    if keys.kind is not TRACES:
+        return 0
     request = ExportTraceServiceRequest.FromString(entry.body)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
@@ -198,8 +207,15 @@ async def dlq_replay(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | N
     replayed, skipped = 0, []
     async for entry_id, fields in _selected(redis, keys, entry_ids):
         try:
-            entry = StreamEntry.from_fields(fields)
-            decode(entry.body)
+            entry = StreamEntry.from_fields(fields, keys.count_field)
+            if keys.kind is TRACES:
+                decode(entry.body)
+            else:
+                storage = next(s for s in STORAGES if s.signal is keys.kind)
+                for unit in storage.units(storage.parse_request(entry.body)):
+                    reason = getattr(unit, "reason", None)
+                    if reason is not None:
+                        raise UndecodableEntry(reason)
         except (ValueError, UndecodableEntry) as exc:
             skipped.append(f"{entry_id.decode()}: {exc}")
             continue
@@ -207,7 +223,7 @@ async def dlq_replay(redis: AnyRedis, keys: StreamKeys, entry_ids: list[str] | N
         new_id = await stream.publish(shard, entry)
         await redis.xdel(keys.dlq, entry_id)
         replayed += 1
-        print(f"replayed {entry_id.decode()} ({entry.spans} spans) as {keys.stream(shard)} {new_id.decode()}")
+        print(f"replayed {entry_id.decode()} ({entry.spans} {keys.count_field}) as {keys.stream(shard)} {new_id.decode()}")
     print(f"replayed {replayed} dead letter(s)" + (f", skipped {len(skipped)} that would fail again:" if skipped else ""))
     for line in skipped:
         print(f"  {line}")

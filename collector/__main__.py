@@ -2,6 +2,7 @@
 import asyncio
 
 from collector.app import serve
+from collector.processors import configure
 from collector.settings import CollectorSettings
 from collector.workers import supervise
 from common.cli import run_service
@@ -11,6 +12,7 @@ from common.settings import load
 
 def _main() -> None:
     settings = load(CollectorSettings)
+    configure.stages(settings)  # every stage's settings checked before a port opens or a worker starts
     configure_logging(settings.log_level, settings.log_format, "collector")
     if settings.collector_workers > 1:
         supervise(settings)

@@ -15,53 +15,79 @@ from pathlib import Path
 
 from collector.exporter import StreamExporter
 from collector.inflight import InflightBudget
-from collector.pipeline import Pipeline, Processor
+from collector.pipeline import Pipeline, Pipelines, Processor
 from collector.processors import configure
 from collector.processors.cost import CostCalculator
-from collector.processors.pricing import load_price_book
-from collector.processors.redaction import Redactor
 from collector.processors.sampling import HeadSampler
+from collector.processors.signal_redaction import LogRedaction, MetricRedaction
 from collector.processors.tail_sampling import TailSampler
-from collector.processors.validation import Limits, Validator
+from collector.processors.signal_validation import LogValidator, MetricValidator
+from collector.processors.validation import Validator
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.logging import get_logger
 from common.ops import ReadyCheck, ops_app, start_site
 from common.redis_client import AnyRedis, connect, describe
+from common.signals import LOGS, METRICS, TRACES, Signal
 from common.stream import SpanStream, StreamKeys
 
 log = get_logger("collector")
 PARENT_POLL_SECONDS = 1.0
 
 
-def build_pipeline(settings: CollectorSettings, stream: SpanStream) -> Pipeline:
-    """The stages in the order of the architecture picture; switched-off ones are left out.
+def build_pipeline(settings: CollectorSettings, stream: SpanStream, stages: configure.Stages | None = None,
+                   inflight: InflightBudget | None = None) -> Pipeline:
+    """The trace stages in the order of the architecture picture; switched-off ones are left out.
 
-    Raises SettingsError (or ValueError naming the variable) for a configuration that cannot work.
+    Raises SettingsError naming the variable for a configuration that cannot work.
     """
+    stages = stages if stages is not None else configure.stages(settings)
     exporter = StreamExporter(stream, settings.max_queue_size, settings.retry_after)
     # With cost on, the LLM attributes are normalized in the cost stage's pass over them
     # (validation's rules, one read of the attributes for both stages).
-    validator = Validator(Limits(future_window_s=settings.future_span_window),
-                          scan_llm_attributes=not settings.enable_cost_calculation)
+    validator = Validator(stages.limits, scan_llm_attributes=stages.pricing is None)
     processors: list[Processor] = [validator]
-    if settings.enable_sampling:
-        processors.append(HeadSampler(configure.head_sampling(settings)))
-    if settings.enable_pii_detection:
-        processors.append(Redactor(configure.redaction(settings)))
-    if settings.enable_cost_calculation:
-        processors.append(CostCalculator(load_price_book(settings.pricing_file), settings.sdk_cost_policy,
-                                         llm_values=validator.llm_values))
-    if settings.tail_sampling:
-        processors.append(TailSampler(configure.tail_sampling(settings), exporter))
-    inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
+    if stages.head_sampling is not None:
+        processors.append(HeadSampler(stages.head_sampling))
+    if stages.redactor is not None:
+        processors.append(stages.redactor)
+    if stages.pricing is not None:
+        processors.append(CostCalculator(stages.pricing, settings.sdk_cost_policy, llm_values=validator.llm_values))
+    if stages.tail_sampling is not None:
+        processors.append(TailSampler(stages.tail_sampling, exporter))
+    inflight = inflight if inflight is not None else InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
     return Pipeline(processors=processors, exporter=exporter, inflight=inflight)
 
 
-async def close_pipeline(pipeline: Pipeline) -> None:
+def build_pipelines(settings: CollectorSettings, redis: AnyRedis, stages: configure.Stages | None = None) -> Pipelines:
+    """A pipeline per signal, each publishing to its own streams, sharing one in-flight budget.
+
+    Logs and metrics are validated and redacted like spans; sampling and cost are about
+    traces (token usage on log records or metrics is never priced, so it is never counted
+    twice beside the span's).
+    """
+    stages = stages if stages is not None else configure.stages(settings)
+    inflight = InflightBudget(settings.collector_max_inflight_bytes, settings.retry_after)
+
+    def stream(signal: Signal) -> SpanStream:
+        return make_stream(settings, redis, signal)
+
+    def other(signal: Signal, validator: Processor, redaction: type) -> Pipeline:
+        processors = [validator] + ([redaction(stages.redactor)] if stages.redactor is not None else [])
+        exporter = StreamExporter(stream(signal), settings.max_queue_size, settings.retry_after)
+        return Pipeline(processors=processors, exporter=exporter, inflight=inflight, signal=signal)
+
+    return Pipelines(
+        traces=build_pipeline(settings, stream(TRACES), stages, inflight),
+        logs=other(LOGS, LogValidator(stages.limits), LogRedaction),
+        metrics=other(METRICS, MetricValidator(stages.limits), MetricRedaction),
+    )
+
+
+async def close_pipeline(pipelines: Pipelines) -> None:
     """Let stages that hold spans (tail sampling) publish them before the process exits."""
-    for processor in pipeline.processors:
+    for processor in pipelines.traces.processors:
         aclose = getattr(processor, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -73,26 +99,33 @@ def make_redis(settings: CollectorSettings) -> AnyRedis:
     return connect(settings.redis_url, settings.redis_timeout, read_timeout=read_timeout, health_check_interval=30)
 
 
-def make_stream(settings: CollectorSettings, redis: AnyRedis) -> SpanStream:
+def make_stream(settings: CollectorSettings, redis: AnyRedis, signal: Signal = TRACES) -> SpanStream:
     return SpanStream(
-        redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards),
+        redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, signal.stream),
         wait_replicas=settings.redis_wait_replicas, wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
 
 
-def redis_check(stream: SpanStream, exporter: StreamExporter | None = None) -> ReadyCheck:
+def redis_check(stream: SpanStream, exporters: list[StreamExporter] | None = None) -> ReadyCheck:
     """Ready while every shard can take entries: its server answers and is not out of memory
     (a shard whose master is down refuses every export with spans for it until its replica is
-    promoted), and the last publish was not refused for lack of memory (a refused request's
-    own bytes leave Redis's count with it)."""
+    promoted), and the last publish of no signal was refused for lack of memory (a refused
+    request's own bytes leave Redis's count with it)."""
     async def check() -> str | None:
-        refusing = exporter.refusing() if exporter is not None else None
+        refusing = next((r for r in (e.refusing() for e in exporters or ()) if r), None)
         return refusing or await stream.shard_problems()
     return check
 
 
-def _stream_exporter(pipeline: Pipeline) -> StreamExporter | None:
-    return pipeline.exporter if isinstance(pipeline.exporter, StreamExporter) else None
+def _stream_of(pipelines: Pipelines) -> SpanStream:
+    """The span streams, whose shards /ready checks (the other signals' share their servers)."""
+    exporter = pipelines.traces.exporter
+    assert isinstance(exporter, StreamExporter)
+    return exporter.stream
+
+
+def _stream_exporters(pipelines: Pipelines) -> list[StreamExporter]:
+    return [p.exporter for p in pipelines.all() if isinstance(p.exporter, StreamExporter)]
 
 
 @dataclass(frozen=True)
@@ -105,22 +138,21 @@ class WorkerRole:
 
 async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -> None:
     redis = make_redis(settings)
-    stream = make_stream(settings, redis)
-    pipeline = build_pipeline(settings, stream)
+    pipelines = build_pipelines(settings, redis)
     reuse_port = worker is not None
     grpc_server, health = grpc_receiver.make_server(
-        pipeline, settings.collector_host, settings.collector_otlp_grpc_port,
+        pipelines, settings.collector_host, settings.collector_otlp_grpc_port,
         settings.collector_grpc_max_recv_bytes, reuse_port,
     )
     await grpc_server.start()
     await grpc_receiver.mark_serving(health)
     http_runner = await http_receiver.start(
-        pipeline, settings.collector_host, settings.collector_otlp_http_port,
+        pipelines, settings.collector_host, settings.collector_otlp_http_port,
         settings.collector_http_max_body_bytes, reuse_port,
     )
     ops = None
     if worker is None:
-        ops = await start_site(ops_app("collector", {"redis": redis_check(stream, _stream_exporter(pipeline))}), settings.metrics_host, settings.collector_metrics_port)
+        ops = await start_site(ops_app("collector", {"redis": redis_check(_stream_of(pipelines), _stream_exporters(pipelines))}), settings.metrics_host, settings.collector_metrics_port)
     else:
         worker.ready_file.touch()
     log.info(
@@ -135,7 +167,7 @@ async def serve(settings: CollectorSettings, worker: WorkerRole | None = None) -
     # New connections are refused from here; requests already inside finish their XADD.
     await asyncio.gather(grpc_server.stop(grace=settings.shutdown_timeout), http_runner.shutdown())
     await http_runner.cleanup()
-    await close_pipeline(pipeline)
+    await close_pipeline(pipelines)
     if ops is not None:
         await ops.cleanup()
     await redis.aclose()

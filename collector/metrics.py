@@ -5,6 +5,12 @@ from prometheus_client import Counter, Gauge, Histogram
 SPANS_RECEIVED = Counter("observatory_collector_spans_received_total", "Spans decoded from export requests", ["protocol"])
 SPANS_ACCEPTED = Counter("observatory_collector_spans_accepted_total", "Spans published to the stream", ["protocol"])
 SPANS_REJECTED = Counter("observatory_collector_spans_rejected_total", "Spans rejected (partial success)", ["protocol"])
+LOG_RECORDS_RECEIVED = Counter("observatory_collector_log_records_received_total", "Log records decoded from export requests", ["protocol"])
+LOG_RECORDS_ACCEPTED = Counter("observatory_collector_log_records_accepted_total", "Log records published to the stream", ["protocol"])
+LOG_RECORDS_REJECTED = Counter("observatory_collector_log_records_rejected_total", "Log records rejected (partial success)", ["protocol"])
+DATA_POINTS_RECEIVED = Counter("observatory_collector_data_points_received_total", "Metric data points decoded from export requests", ["protocol"])
+DATA_POINTS_ACCEPTED = Counter("observatory_collector_data_points_accepted_total", "Metric data points published to the stream", ["protocol"])
+DATA_POINTS_REJECTED = Counter("observatory_collector_data_points_rejected_total", "Metric data points rejected (partial success)", ["protocol"])
 REQUESTS = Counter("observatory_collector_requests_total", "Export requests by outcome", ["protocol", "outcome"])
 REFUSED = Counter("observatory_collector_refused_total", "Export requests refused with a retryable answer", ["protocol", "reason"])
 NORMALIZED = Counter("observatory_collector_normalized_values_total", "Values changed so the database can hold them (NUL replaced, text truncated, tokens clamped, zero parent cleared), by field", ["field"])
@@ -38,3 +44,12 @@ COST_UNPRICED = Counter(
     "after 200 distinct names the rest count as model=\"other\"",
     ["model"],
 )
+
+
+def item_counters(signal: str) -> tuple[Counter, Counter, Counter]:
+    """(received, accepted, rejected) items of one signal: spans, log records or data points."""
+    return {
+        "traces": (SPANS_RECEIVED, SPANS_ACCEPTED, SPANS_REJECTED),
+        "logs": (LOG_RECORDS_RECEIVED, LOG_RECORDS_ACCEPTED, LOG_RECORDS_REJECTED),
+        "metrics": (DATA_POINTS_RECEIVED, DATA_POINTS_ACCEPTED, DATA_POINTS_REJECTED),
+    }[signal]

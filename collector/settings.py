@@ -10,10 +10,10 @@ from common.settings import LogSettings, PublishSettings, RedisSettings, Service
 @dataclass(frozen=True)
 class CollectorSettings(LogSettings, RedisSettings, PublishSettings, ServiceSettings):
     collector_host: str = env("COLLECTOR_HOST", "0.0.0.0", "Address the OTLP receivers listen on")
-    collector_otlp_grpc_port: int = env("COLLECTOR_OTLP_GRPC_PORT", 4317, "OTLP/gRPC port (TraceService/Export)", minimum=1)
-    collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces)", minimum=1)
+    collector_otlp_grpc_port: int = env("COLLECTOR_OTLP_GRPC_PORT", 4317, "OTLP/gRPC port (TraceService, LogsService and MetricsService Export)", minimum=1)
+    collector_otlp_http_port: int = env("COLLECTOR_OTLP_HTTP_PORT", 4318, "OTLP/HTTP port (POST /v1/traces, /v1/logs, /v1/metrics)", minimum=1)
     collector_metrics_port: int = env("COLLECTOR_METRICS_PORT", 9091, "Port of the collector's /metrics, /health and /ready", minimum=1)
-    max_queue_size: int = env("MAX_QUEUE_SIZE", 1_000_000, "Spans waiting in the streams (not yet written) above which the collector refuses new data with retryable errors", minimum=1)
+    max_queue_size: int = env("MAX_QUEUE_SIZE", 1_000_000, "Items of one signal (spans, log records or data points) waiting in its streams, not yet written, above which the collector refuses that signal with retryable errors", minimum=1)
     future_span_window: float = env("FUTURE_SPAN_WINDOW", 86400.0, "Seconds ahead of the collector's clock a span may start or end; later spans are rejected (partial success). At most 6 days, so the writer always has the day's partition", minimum=0)
     retry_after: int = env("RETRY_AFTER", 5, "Seconds a refused client is told to wait (Retry-After / RetryInfo)", minimum=1)
 

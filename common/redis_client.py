@@ -145,9 +145,10 @@ def out_of_memory(memory_info: dict[str, Any]) -> str | None:
     used = int(memory_info.get("used_memory") or 0)
     policy = memory_info.get("maxmemory_policy")
     policy = policy.decode() if isinstance(policy, bytes) else policy
-    # A refused command's own bytes (its query buffer) leave used_memory with it, so "full"
-    # is within a margin of the limit: 2 %, at least 1 MiB.
-    if limit and policy == "noeviction" and used >= limit - max(limit // 50, 1 << 20):
+    # A refused command's own bytes (its query buffer) leave used_memory with it, and so do
+    # idle clients' buffers that Redis shrinks meanwhile (a writer holds one blocked reader per
+    # signal), so "full" is within a margin of the limit: 2 %, at least 2 MiB.
+    if limit and policy == "noeviction" and used >= limit - max(limit // 50, 2 << 20):
         return f"redis refuses writes: out of memory (used_memory {used} of maxmemory {limit}, policy noeviction)"
     return None
 

@@ -9,6 +9,11 @@ An acknowledged entry is deleted from its stream in the same script (XDEL), so a
 holds only entries not yet written. A hash `otlp:spans:{tag}:failures` counts, per
 entry, the writes that failed for a reason of the entry's own (not outages or restarts).
 
+Logs and metrics have streams of their own of the same shape (common/signals.py):
+`otlp:logs:{tag}` with an ExportLogsServiceRequest body and its count in `records`, and
+`otlp:metrics:{tag}` with an ExportMetricsServiceRequest body and its count in `points`;
+each with its own backlog counter and dead-letter stream (`otlp:logs:dlq`, ...).
+
 Beside each stream a counter `otlp:spans:{tag}:backlog` holds the spans added and not
 yet acknowledged; it is what backpressure (MAX_QUEUE_SIZE) compares against. It changes
 only inside the same server-side script as the XADD or XACK it accounts for, so it
@@ -35,6 +40,8 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from common.redis_client import AnyRedis, is_cluster, out_of_memory, route_to_key
+
+from common.signals import BY_STREAM, TRACES, Signal
 
 VERSION = 1
 GROUP = "storage"
@@ -79,6 +86,16 @@ class StreamKeys:
     def shard_key(self, shard: int, name: str) -> str:
         """Another key of this shard (counters, script state): it shares the stream's hash tag."""
         return f"{self.stream(shard)}:{name}"
+
+    @property
+    def kind(self) -> Signal:
+        """The signal these streams carry (common/signals.py)."""
+        return BY_STREAM[self.signal]
+
+    @property
+    def count_field(self) -> str:
+        """The entry field holding its item count: spans, records or points."""
+        return self.kind.count_field
 
     def backlog(self, shard: int) -> str:
         return self.shard_key(shard, "backlog")
@@ -139,28 +156,31 @@ class StreamEntry:
     received_ns: int
     version: int = VERSION
 
-    def fields(self) -> dict[str, bytes | int]:
-        return {"v": self.version, "body": self.body, "spans": self.spans, "received_ns": self.received_ns}
+    def fields(self, count_field: str = TRACES.count_field) -> dict[str, bytes | int]:
+        return {"v": self.version, "body": self.body, count_field: self.spans, "received_ns": self.received_ns}
 
     @classmethod
-    def from_fields(cls, fields: dict[bytes, bytes]) -> "StreamEntry":
-        """Parse an entry read with decode_responses=False; ValueError names what is wrong."""
+    def from_fields(cls, fields: dict[bytes, bytes], count_field: str = TRACES.count_field) -> "StreamEntry":
+        """Parse an entry read with decode_responses=False; ValueError names what is wrong.
+
+        `spans` holds the entry's item count whatever the signal (its field is `count_field`).
+        """
         try:
             version = int(fields[b"v"])
             body = fields[b"body"]
-            spans = int(fields[b"spans"])
+            spans = int(fields[count_field.encode()])
             received_ns = int(fields.get(b"received_ns", b"0"))
         except KeyError as exc:
             raise ValueError(f"stream entry lacks field {exc.args[0].decode()!r}") from None
         except ValueError:
-            raise ValueError("stream entry has a non-integer v, spans or received_ns") from None
+            raise ValueError(f"stream entry has a non-integer v, {count_field} or received_ns") from None
         if version != VERSION:
             raise ValueError(f"stream entry version {version} is not supported (this writer reads {VERSION})")
         return cls(body=body, spans=spans, received_ns=received_ns, version=version)
 
 
 _PUBLISH = """
-local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[2], 'spans', ARGV[3], 'received_ns', ARGV[4])
+local id = redis.call('XADD', KEYS[1], '*', 'v', ARGV[1], 'body', ARGV[2], ARGV[5], ARGV[3], 'received_ns', ARGV[4])
 redis.call('INCRBY', KEYS[2], ARGV[3])
 return id
 """
@@ -196,7 +216,8 @@ class NotReplicated(RedisError):
 
 
 class SpanStream:
-    """Publishing to and acknowledging from the span streams, with the backlog counters.
+    """Publishing to and acknowledging from one signal's streams (the span streams unless
+    `keys.signal` says otherwise), with the backlog counters.
 
     With `wait_replicas` > 0 a publish returns only once that many replicas of the shard's
     master hold the entry (WAIT on the connection that ran the XADD), else NotReplicated.
@@ -212,7 +233,7 @@ class SpanStream:
 
     async def publish(self, shard: int, entry: StreamEntry) -> bytes:
         keys = [self.keys.stream(shard), self.keys.backlog(shard)]
-        args = [entry.version, entry.body, entry.spans, entry.received_ns]
+        args = [entry.version, entry.body, entry.spans, entry.received_ns, self.keys.count_field]
         if not self.wait_replicas:
             return await self._publish(keys=keys, args=args)
         try:

@@ -12,6 +12,10 @@
               storage/deadletter.py refused and undecodable spans → the dead-letter stream
     ack       common/stream.py      XACK + XDEL + backlog, in one script, after the commit
 
+One writer process stores all three signals: a StorageWriter per signal (traces, logs,
+metrics: storage/signals.py says what differs), each on its own streams with its own
+database connection, all sharing the delivery policies above and one shutdown.
+
 `StorageWriter._fill` is the consume → decode → batch half, `StorageWriter._flush` the
 write → ack half. They overlap (a queue of one batch between them), so the database never
 waits for Python and Python never waits for the database. An entry is acknowledged only
@@ -36,15 +40,15 @@ from common.stream import SpanStream, StreamKeys
 from storage import metrics
 from storage.batch import Batch, Entry, OpenEntry
 from storage.consumer import Delivery, Held, StreamConsumer, parse
-from storage.decode import Where, span_request
+from storage.decode import Where
 from storage.deadletter import DeadLetters
 from storage.failures import FailureCounts
 from storage.leftovers import Leftovers
 from storage.maintenance import maintain_async
 from storage.migrations import MigrationError, migrate_up
 from storage.settings import StorageSettings
+from storage.signals import STORAGES, TRACE_STORAGE, SignalStorage
 from storage.store import BACKOFF_MAX, BACKOFF_START, Store, Unexpected
-from storage.writer import SpanWriter
 
 log = get_logger("storage")
 
@@ -59,16 +63,18 @@ HANDOVER_POLL = 0.05
 
 
 class StorageWriter:
-    def __init__(self, settings: StorageSettings, redis: AnyRedis) -> None:
+    def __init__(self, settings: StorageSettings, redis: AnyRedis, storage: SignalStorage = TRACE_STORAGE,
+                 stopping: asyncio.Event | None = None) -> None:
         self.settings = settings
         self.redis = redis
-        self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards))
+        self.storage = storage
+        self.stream = SpanStream(redis, StreamKeys(settings.redis_key_prefix, settings.stream_shards, storage.signal.stream))
         self.consumer = StreamConsumer(redis, self.stream, settings.consumer, int(settings.claim_idle * 1000))
         self.failures = FailureCounts(redis, self.stream.keys, settings.max_deliveries)
         self.dead_letters = DeadLetters(redis, self.stream, self.consumer)
         self.leftovers = Leftovers(redis, self.stream.keys)
-        self.stopping = asyncio.Event()
-        self.store = Store(self._connect)
+        self.stopping = stopping if stopping is not None else asyncio.Event()
+        self.store = Store(self._connect, rows_of=storage.rows_of, signal=storage.signal.name)
         self._last_claim = 0.0
         self._last_leftover_scan = 0.0
         self._draining: list[str] = []  # leftover streams being read until empty
@@ -84,12 +90,12 @@ class StorageWriter:
     def db_error(self) -> str | None:
         return self.store.db_error
 
-    async def _connect(self) -> SpanWriter:
+    async def _connect(self) -> object:
         conn = await psycopg.AsyncConnection.connect(
             self.settings.database_app_url, autocommit=True, connect_timeout=5,
-            application_name="observatory-storage", options="-c TimeZone=UTC",
+            application_name=f"observatory-storage-{self.storage.signal.name}", options="-c TimeZone=UTC",
         )
-        return SpanWriter(conn, self.settings.retention_days)
+        return self.storage.writer(conn, self.settings.retention_days)
 
     # --- the loop ------------------------------------------------------------------
     async def run(self) -> None:
@@ -173,7 +179,7 @@ class StorageWriter:
     async def _open_next(self) -> OpenEntry | None:
         delivery = self._queue.popleft()
         try:
-            return OpenEntry(Entry(delivery))
+            return OpenEntry(Entry(delivery), self.storage)
         except ValueError as exc:  # UndecodableEntry or a malformed entry: the whole entry
             await self._dead_letter_entry(delivery, str(exc), "undecodable")
         except Exception as exc:  # anything else its content raises: never the process
@@ -295,7 +301,7 @@ class StorageWriter:
 
     async def _dead_letter_span(self, entry: Entry, where: Where, error: str, reason: str) -> None:
         try:
-            body = span_request(parse(entry.delivery).body, where)
+            body = self.storage.item_request(parse(entry.delivery).body, where)
             await self.dead_letters.span(entry.delivery, body, error, reason)
         except Exception as exc:  # Redis down: keep the entry unacknowledged; it is read again
             metrics.REDIS_ERRORS.labels("dead_letter").inc()
@@ -365,7 +371,8 @@ class StorageWriter:
                 for stream, (pending, lag) in (await self.consumer.group_stats()).items():
                     metrics.STREAM_PENDING.labels(stream).set(pending)
                     metrics.STREAM_LAG.labels(stream).set(lag)
-                metrics.BACKLOG_SPANS.set(await self.stream.backlog())
+                if self.storage is TRACE_STORAGE:
+                    metrics.BACKLOG_SPANS.set(await self.stream.backlog())
             except Exception as exc:  # statistics are best effort; the loop reports Redis errors
                 log.debug("stream statistics unavailable", error=str(exc))
             try:
@@ -390,30 +397,43 @@ async def serve(settings: StorageSettings) -> None:
         await asyncio.to_thread(_migrate, settings)
     # Reads block up to a second (XREADGROUP BLOCK): the read timeout must outlast that.
     redis = connect(settings.redis_url, settings.redis_timeout, read_timeout=settings.redis_timeout + 1.5, health_check_interval=30)
-    writer = StorageWriter(settings, redis)
+    stopping = asyncio.Event()
+    writers = [StorageWriter(settings, redis, storage, stopping) for storage in STORAGES]
+    writer = writers[0]  # traces: runs maintenance (for every table) and answers readiness's Redis check
+
+    async def check_database() -> str | None:
+        for each in writers:
+            if each.db_error:
+                return f"last {each.storage.signal.name} write failed: {each.db_error}"
+        return await writer.check_database()
+
     ops = await start_site(
-        ops_app("storage", {"postgres": writer.check_database, "redis": writer.check_redis}),
+        ops_app("storage", {"postgres": check_database, "redis": writer.check_redis}),
         settings.metrics_host, settings.storage_metrics_port,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, writer.stopping.set)
-    background = [asyncio.create_task(writer.maintain_forever()), asyncio.create_task(writer.report_streams_forever()),
-                  asyncio.create_task(writer.touch_held_forever())]
-    run = asyncio.create_task(writer.run())
+        loop.add_signal_handler(sig, stopping.set)
+    background = [asyncio.create_task(writer.maintain_forever())]
+    for each in writers:
+        background += [asyncio.create_task(each.report_streams_forever()), asyncio.create_task(each.touch_held_forever())]
+    runs = [asyncio.create_task(each.run()) for each in writers]
     try:
-        stop = asyncio.create_task(writer.stopping.wait())
-        await asyncio.wait({run, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if run.done():  # the loop ended without being asked to: a bug, so exit non-zero
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({*runs, stop}, return_when=asyncio.FIRST_COMPLETED)
+        ended = [run for run in runs if run.done()]
+        if ended:  # a loop ended without being asked to: a bug, so exit non-zero
             stop.cancel()
-            run.result()
-            raise RuntimeError("the writer loop ended unexpectedly")
-        log.info("stopping: flushing the current batch")
+            stopping.set()
+            ended[0].result()
+            raise RuntimeError("a writer loop ended unexpectedly")
+        log.info("stopping: flushing the current batches")
         try:
-            await asyncio.wait_for(asyncio.shield(run), settings.shutdown_timeout)
+            await asyncio.wait_for(asyncio.shield(asyncio.gather(*runs)), settings.shutdown_timeout)
         except asyncio.TimeoutError:
             log.error("shutdown timed out; unacknowledged entries will be redelivered", timeout=settings.shutdown_timeout)
-            run.cancel()
+            for run in runs:
+                run.cancel()
     finally:
         for task in background:
             task.cancel()

@@ -13,10 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from storage import metrics
 from storage.consumer import Delivery, parse
-from storage.decode import BadSpan, SpanRows, parse_request, span_units
+from storage.decode import BadSpan, SpanRows
+
+if TYPE_CHECKING:
+    from storage.signals import SignalStorage
 
 
 @dataclass(eq=False)
@@ -48,14 +52,16 @@ class Batch:
 class OpenEntry:
     """An entry decoded lazily: its spans are taken a part at a time."""
 
-    def __init__(self, entry: Entry) -> None:
+    def __init__(self, entry: Entry, storage: SignalStorage | None = None) -> None:
+        if storage is None:
+            from storage.signals import TRACE_STORAGE as storage  # noqa: PLC0415 - signals imports the writers
         self.entry = entry
         started = time.perf_counter()
         try:
-            self._request = parse_request(parse(entry.delivery).body)  # UndecodableEntry / ValueError
+            self._request = storage.parse_request(parse(entry.delivery).body)  # UndecodableEntry / ValueError
         finally:
             metrics.DECODE_SECONDS.observe(time.perf_counter() - started)
-        self._units: Iterator[SpanRows | BadSpan] = span_units(self._request)
+        self._units: Iterator[Any] = storage.units(self._request)
 
     def fill(self, batch: Batch, max_spans: int, max_bytes: int) -> bool:
         """Move spans into the batch until it is full; True when the entry is exhausted."""

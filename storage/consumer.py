@@ -38,11 +38,13 @@ class Delivery:
     stream: str
     entry_id: bytes
     fields: dict[bytes, bytes]
+    count_field: str = "spans"  # the field holding the entry's item count (common/signals.py)
 
     @property
     def spans(self) -> int:
+        """The entry's item count: spans, log records or data points."""
         try:
-            return int(self.fields.get(b"spans", b"0"))
+            return int(self.fields.get(self.count_field.encode(), b"0"))
         except ValueError:
             return 0
 
@@ -146,7 +148,7 @@ class StreamConsumer:
             for entry_id, fields in entries:
                 if fields is None:  # deleted while pending; nothing left to store
                     continue
-                deliveries.append(Delivery(key, entry_id, fields))
+                deliveries.append(Delivery(key, entry_id, fields, self.stream.keys.count_field))
         return deliveries
 
     async def reclaim_lost(self, held: Held) -> list[Delivery]:
@@ -172,7 +174,7 @@ class StreamConsumer:
                 continue
             for entry_id, fields in await self.redis.xclaim(key, GROUP, self.consumer, LOST_IDLE_MS, missing):
                 if fields:
-                    lost.append(Delivery(key, entry_id, fields))
+                    lost.append(Delivery(key, entry_id, fields, self.stream.keys.count_field))
         metrics.ENTRIES_READ.labels("lost").inc(len(lost))
         return lost
 
@@ -186,7 +188,7 @@ class StreamConsumer:
             )
             for entry_id, fields in entries:
                 if fields and (key, entry_id) not in held:
-                    claimed.append(Delivery(key, entry_id, fields))
+                    claimed.append(Delivery(key, entry_id, fields, self.stream.keys.count_field))
         metrics.CLAIMED.inc(len(claimed))
         metrics.ENTRIES_READ.labels("claimed").inc(len(claimed))
         return claimed
@@ -220,4 +222,4 @@ class StreamConsumer:
 
 
 def parse(delivery: Delivery) -> StreamEntry:
-    return StreamEntry.from_fields(delivery.fields)
+    return StreamEntry.from_fields(delivery.fields, delivery.count_field)

@@ -35,7 +35,7 @@ class DeadLetters:
     async def span(self, delivery: Delivery, body: bytes, error: str, reason: str) -> None:
         """One span of an entry; the entry itself is acknowledged with the rest of its spans."""
         log.warning("dead-lettering span", entry_id=delivery.entry_id.decode(), reason=reason, error=error)
-        fields: dict[bytes, bytes] = {b"v": str(VERSION).encode(), b"body": body, b"spans": b"1",
+        fields: dict[bytes, bytes] = {b"v": str(VERSION).encode(), b"body": body, delivery.count_field.encode(): b"1",
                                       b"received_ns": delivery.fields.get(b"received_ns", b"0")}
         await self.redis.xadd(self.stream.keys.dlq, self._fields(delivery, fields, error))  # type: ignore[arg-type]
         metrics.DEAD_LETTERS.labels(reason).inc()

@@ -15,7 +15,14 @@ import psycopg
 
 from storage.settings import RetentionSettings
 
-_MAINTAIN = "SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)"
+# The span tables, then logs and metric_points (migrations/0004), with the same policy; each
+# in a transaction of its own, so that the locks one takes (a new partition locks its parent)
+# are never held while the other waits for a reader of its tables: a reader of both (the
+# API's trace answer) would otherwise deadlock with it.
+_MAINTAIN = (
+    "SELECT observatory_maintain(%s, %s, make_interval(hours => %s), %s)",
+    "SELECT observatory_maintain_signals(%s, %s, make_interval(hours => %s), %s)",
+)
 
 
 def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
@@ -24,18 +31,24 @@ def _args(policy: RetentionSettings) -> tuple[int, int, int, int]:
 
 
 def maintain(conn: psycopg.Connection, policy: RetentionSettings) -> str:
-    """Run maintenance once; returns the function's one-line summary."""
-    row = conn.execute(_MAINTAIN, _args(policy)).fetchone()
-    if not conn.autocommit:
-        conn.commit()
-    return str(row[0]) if row else ""
+    """Run maintenance once; returns the functions' one-line summaries."""
+    summaries = []
+    for statement in _MAINTAIN:
+        row = conn.execute(statement, _args(policy)).fetchone()
+        if not conn.autocommit:
+            conn.commit()
+        summaries.append(str(row[0]) if row else "")
+    return "; ".join(summaries)
 
 
 async def maintain_async(conn: psycopg.AsyncConnection, policy: RetentionSettings) -> str:
-    row = await (await conn.execute(_MAINTAIN, _args(policy))).fetchone()
-    if not conn.autocommit:
-        await conn.commit()
-    return str(row[0]) if row else ""
+    summaries = []
+    for statement in _MAINTAIN:
+        row = await (await conn.execute(statement, _args(policy))).fetchone()
+        if not conn.autocommit:
+            await conn.commit()
+        summaries.append(str(row[0]) if row else "")
+    return "; ".join(summaries)
 
 
 # Retention first: compressing chunks that are about to be dropped is wasted work.
@@ -44,7 +57,8 @@ SELECT j.job_id, j.proc_name, coalesce(c.view_name, j.hypertable_name) AS relati
 FROM timescaledb_information.jobs j
 LEFT JOIN timescaledb_information.continuous_aggregates c ON c.materialization_hypertable_name = j.hypertable_name
 WHERE j.proc_name IN ('policy_retention', 'policy_compression')
-  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h')
+  AND coalesce(c.view_name, j.hypertable_name) IN ('spans', 'span_events', 'span_links', 'span_rollups_1m', 'span_rollups_1h',
+                                                   'logs', 'metric_points')
 ORDER BY j.proc_name DESC, relation
 """
 

@@ -35,3 +35,5 @@ SLOW_PATH_BATCHES = Counter(
     "observatory_storage_slow_path_batches_total",
     "Batches that held an already-stored span (a redelivery) and went through staging + ON CONFLICT",
 )
+ITEMS_WRITTEN = Counter("observatory_storage_items_written_total", "Log records and metric data points inserted (duplicates excluded)", ["signal"])
+ITEMS_DUPLICATE = Counter("observatory_storage_items_duplicate_total", "Log records and data points skipped as already stored (redeliveries)", ["signal"])

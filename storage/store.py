@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import psycopg
 
@@ -62,8 +63,11 @@ def reason_of(exc: BaseException) -> str:
 class Store:
     """Writes rows over one connection it opens (and reopens) with `connect`."""
 
-    def __init__(self, connect: Callable[[], Awaitable[SpanWriter]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]], rows_of: Callable[[Sequence[Any]], Any] = Rows.of,
+                 signal: str = "traces") -> None:
         self.connect = connect
+        self.rows_of = rows_of  # units → the writer's rows (storage/signals.py)
+        self.signal = signal
         self.db_error: str | None = None  # the last outage, until a write succeeds (for /ready)
         self._writer: SpanWriter | None = None
 
@@ -74,7 +78,7 @@ class Store:
 
     async def _write_or_refuse(self, units: Sequence[SpanRows]) -> None:
         """One transaction; Refused for the rows' fault; outages retried here until it commits."""
-        rows = Rows.of(units)
+        rows = self.rows_of(units)
         backoff = BACKOFF_START
         while True:
             try:
@@ -104,15 +108,19 @@ class Store:
                 await self.close()
                 raise Unexpected(f"{type(exc).__name__} while writing") from exc
 
-    async def _write(self, rows: Rows) -> None:
+    async def _write(self, rows: Any) -> None:
         if self._writer is None or self._writer.conn.closed:
             self._writer = await self.connect()
         started = time.perf_counter()
         inserted = await self._writer.write(rows)
         metrics.WRITE_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SPANS.observe(len(rows.spans))
-        metrics.SPANS_WRITTEN.inc(inserted)
-        metrics.SPANS_DUPLICATE.inc(len(rows.spans) - inserted)
+        if self.signal == "traces":
+            metrics.BATCH_SPANS.observe(len(rows.spans))
+            metrics.SPANS_WRITTEN.inc(inserted)
+            metrics.SPANS_DUPLICATE.inc(len(rows.spans) - inserted)
+        else:
+            metrics.ITEMS_WRITTEN.labels(self.signal).inc(inserted)
+            metrics.ITEMS_DUPLICATE.labels(self.signal).inc(len(rows) - inserted)
         self.db_error = None
 
     async def _recover(self) -> None:

@@ -1,13 +1,21 @@
-"""CollectorSettings → the processors' configs, checked once at start with messages naming the variable."""
+"""CollectorSettings → the processors' configs, checked once at start with messages naming the variable.
+
+`stages(settings)` is the one place every stage's configuration is read and checked: each
+problem is a SettingsError, which the entry point prints as one line (exit 2) before any
+port is opened, whichever stage (or file: PRICING_FILE, REDACTION_PATTERNS_FILE) it is in.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, RedactionConfig
+from collector.processors.pricing import PriceBook, load_price_book
+from collector.processors.redaction import DEFAULT_BLOCKED_KEYS, RedactionConfig, Redactor
 from collector.processors.sampling import HeadSamplingConfig
+from collector.processors.validation import Limits
 from collector.processors.tail_sampling import TailSamplingConfig
 from collector.settings import CollectorSettings
 from common.settings import SettingsError
@@ -90,3 +98,30 @@ def redaction(settings: CollectorSettings) -> RedactionConfig:
         keep_private_ips=settings.redaction_keep_private_ips,
         work_limit=settings.redaction_work_limit,
     )
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Every switched-on stage's checked configuration (None: the stage is off)."""
+
+    limits: Limits
+    head_sampling: HeadSamplingConfig | None
+    redactor: Redactor | None  # built here: its constructor is where patterns and strategies are checked
+    pricing: PriceBook | None
+    tail_sampling: TailSamplingConfig | None
+
+
+def stages(settings: CollectorSettings) -> Stages:
+    """Read and check the configuration of every stage; raises SettingsError naming the variable."""
+    try:
+        return Stages(
+            limits=Limits(future_window_s=settings.future_span_window),
+            head_sampling=head_sampling(settings) if settings.enable_sampling else None,
+            redactor=Redactor(redaction(settings)) if settings.enable_pii_detection else None,
+            pricing=load_price_book(settings.pricing_file) if settings.enable_cost_calculation else None,
+            tail_sampling=tail_sampling(settings) if settings.tail_sampling else None,
+        )
+    except SettingsError:
+        raise
+    except ValueError as exc:  # the stages' own checks: their messages name the variable or file
+        raise SettingsError(str(exc)) from None

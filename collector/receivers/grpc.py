@@ -1,104 +1,95 @@
-"""OTLP/gRPC: opentelemetry.proto.collector.trace.v1.TraceService/Export, plus grpc.health.v1.
+"""OTLP/gRPC: the TraceService, LogsService and MetricsService Export methods, plus grpc.health.v1.
 
-The method is registered with a raw-bytes deserializer so that a request that is not an
-ExportTraceServiceRequest gets INVALID_ARGUMENT with a reason (grpc's own deserializer
+Each method is registered with a raw-bytes deserializer so that a request that is not the
+signal's Export*ServiceRequest gets INVALID_ARGUMENT with a reason (grpc's own deserializer
 would answer INTERNAL, which clients may retry forever). gzip is decoded by grpc itself,
 and grpc checks `max_receive_bytes` on the decompressed message (RESOURCE_EXHAUSTED
-without RetryInfo, which clients do not retry). Refusals for overload carry a
-google.rpc.RetryInfo in the status details, which is what makes RESOURCE_EXHAUSTED
-retryable for OTLP clients; an unreachable Redis is UNAVAILABLE.
+without RetryInfo, which clients do not retry). Which code every other failure gets is
+decided in collector/receivers/answers.py; retryable refusals carry a google.rpc.RetryInfo
+in the status details, which is what makes RESOURCE_EXHAUSTED retryable for OTLP clients.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import DecodeError
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_status import rpc_status
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector import metrics
-from collector.exporter import Overloaded, Refused
+from collector.exporter import Refused
 from collector.inflight import MemoryLimited
-from collector.pipeline import Pipeline, SpanBatch, TooMuchWork
-from common.logging import get_logger
+from collector.pipeline import Batch, Pipeline, Pipelines, TooMuchWork
+from collector.receivers import answers
+from collector.receivers.answers import Answer
+from common.signals import SIGNALS, TRACES
 
-log = get_logger("collector.grpc")
 PROTOCOL = "grpc"
-SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+SERVICE = TRACES.grpc_service
 
 
-def _abort_status(code: int, message: str, retry_after: int | None = None) -> grpc.Status:
-    status = status_pb2.Status(code=code, message=message)
-    if retry_after is not None:
+def _status(answer: Answer) -> grpc.Status:
+    status = status_pb2.Status(code=answer.code, message=answer.message)
+    if answer.retry_after is not None:
         detail = any_pb2.Any()
-        detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=retry_after)))
+        detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=answer.retry_after)))
         status.details.append(detail)
     return rpc_status.to_status(status)
 
 
-class TraceService:
+async def _abort(context: grpc.aio.ServicerContext, answer: Answer, signal: str) -> NoReturn:
+    answers.record(answer, PROTOCOL, signal)
+    status = _status(answer)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+    raise AssertionError("abort returned")  # not reached: abort raises
+
+
+class ExportService:
+    """One signal's Export method."""
+
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
+        self.signal = pipeline.signal
 
-    async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
+    async def export(self, body: bytes, context: grpc.aio.ServicerContext) -> Any:
         started = time.perf_counter()
         try:
             with self.pipeline.inflight.hold(len(body)):  # until answered: decode, stages, XADD
                 return await self._export(body, context)
         except MemoryLimited as exc:  # the in-flight budget is spent: refused before decoding
-            await _refuse(context, exc)
-            raise  # not reached: abort raises
+            await _abort(context, answers.refused(exc), self.signal.name)
         finally:
             metrics.EXPORT_SECONDS.labels(PROTOCOL).observe(time.perf_counter() - started)
 
-    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> trace_service_pb2.ExportTraceServiceResponse:
-        request = trace_service_pb2.ExportTraceServiceRequest()
+    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> Any:
+        signal = self.signal
         try:
-            request.ParseFromString(body)
+            request = signal.parse(body)
         except DecodeError as exc:
-            metrics.BAD_REQUESTS.labels(PROTOCOL, "decode").inc()
-            metrics.REQUESTS.labels(PROTOCOL, "bad_request").inc()
-            log.info("export request refused", reason="decode", error=str(exc), bytes=len(body))
-            await _abort(context, _abort_status(code_pb2.INVALID_ARGUMENT, f"message is not a valid ExportTraceServiceRequest: {exc}"))
-        batch = SpanBatch(request=request, received_ns=time.time_ns(), protocol=PROTOCOL, wire=body)
+            problem = f"message is not a valid {signal.request_type.DESCRIPTOR.name}: {exc}"
+            await _abort(context, answers.bad_request("decode", problem), signal.name)
         try:
-            outcome = await self.pipeline.handle(batch)
+            outcome = await self.pipeline.handle(Batch(request, time.time_ns(), PROTOCOL, signal=signal, wire=body))
         except Refused as exc:
-            await _refuse(context, exc)
-        except TooMuchWork as exc:  # not retryable (no RetryInfo): the same request would fail again
-            metrics.BAD_REQUESTS.labels(PROTOCOL, "too_much_work").inc()
-            metrics.REQUESTS.labels(PROTOCOL, "bad_request").inc()
-            log.info("export request refused", reason="too_much_work", error=str(exc))
-            await _abort(context, _abort_status(code_pb2.RESOURCE_EXHAUSTED, str(exc)))
+            await _abort(context, answers.refused(exc), signal.name)
+        except TooMuchWork as exc:
+            await _abort(context, answers.too_much_work(exc), signal.name)
         except Exception:
-            # A bug in a stage must cost this request only.
-            metrics.REQUESTS.labels(PROTOCOL, "internal_error").inc()
-            log.exception("export failed inside the pipeline")
-            await _abort(context, _abort_status(code_pb2.INTERNAL, "internal error while processing the export request"))
+            await _abort(context, answers.internal(), signal.name)
         metrics.REQUESTS.labels(PROTOCOL, "ok").inc()
         return outcome.response()
 
 
-async def _refuse(context: grpc.aio.ServicerContext, exc: Refused) -> None:
-    """The retryable answer: RESOURCE_EXHAUSTED with RetryInfo for overload, UNAVAILABLE for Redis down."""
-    metrics.REFUSED.labels(PROTOCOL, exc.reason).inc()
-    metrics.REQUESTS.labels(PROTOCOL, exc.reason).inc()
-    log.warning("export refused", reason=exc.reason, error=str(exc))
-    code = code_pb2.RESOURCE_EXHAUSTED if isinstance(exc, Overloaded) else code_pb2.UNAVAILABLE
-    await _abort(context, _abort_status(code, str(exc), exc.retry_after))
+TraceService = ExportService
 
 
-async def _abort(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
-    await context.abort(status.code, status.details, status.trailing_metadata)
-
-
-def make_server(pipeline: Pipeline, host: str, port: int, max_receive_bytes: int, reuse_port: bool) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
+def make_server(pipelines: Pipelines, host: str, port: int, max_receive_bytes: int, reuse_port: bool) -> tuple[grpc.aio.Server, health_aio.HealthServicer]:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_receive_bytes),
@@ -107,12 +98,13 @@ def make_server(pipeline: Pipeline, host: str, port: int, max_receive_bytes: int
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
-    export = grpc.unary_unary_rpc_method_handler(
-        TraceService(pipeline).export,
-        request_deserializer=None,  # raw bytes: see the module docstring
-        response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": export}),))
+    for signal in SIGNALS:
+        export = grpc.unary_unary_rpc_method_handler(
+            ExportService(pipelines.of(signal)).export,
+            request_deserializer=None,  # raw bytes: see the module docstring
+            response_serializer=signal.response_type.SerializeToString,
+        )
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": export}),))
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_insecure_port(f"{host}:{port}")
@@ -120,5 +112,5 @@ def make_server(pipeline: Pipeline, host: str, port: int, max_receive_bytes: int
 
 
 async def mark_serving(health: health_aio.HealthServicer) -> None:
-    for service in ("", SERVICE):
+    for service in ("", *(signal.grpc_service for signal in SIGNALS)):
         await health.set(service, health_pb2.HealthCheckResponse.SERVING)

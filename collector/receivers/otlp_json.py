@@ -43,7 +43,7 @@ HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
 
 
 class OtlpJsonError(ValueError):
-    """The body is not an OTLP/JSON ExportTraceServiceRequest; the message says where."""
+    """The body is not an OTLP/JSON export request; the message says where."""
 
     def __init__(self, problem: str, parts: tuple[str, ...] = ()) -> None:
         self.problem = problem
@@ -60,15 +60,16 @@ class OtlpJsonError(ValueError):
         return OtlpJsonError(self.problem, (part, *self.parts))
 
 
-def decode_request(body: bytes | bytearray | memoryview) -> ExportTraceServiceRequest:
+def decode_request(body: bytes | bytearray | memoryview, request_type: type[Message] = ExportTraceServiceRequest) -> Any:
+    """An Export{Trace,Logs,Metrics}ServiceRequest (`request_type`) from its OTLP/JSON body."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         # Position only: the parser's message can quote the body, and answers and logs never echo span content.
         raise OtlpJsonError(f"body is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(document, dict):
-        raise OtlpJsonError(f"body must be a JSON object (an ExportTraceServiceRequest), got {_kind(document)}")
-    request = ExportTraceServiceRequest()
+        raise OtlpJsonError(f"body must be a JSON object (an {request_type.DESCRIPTOR.name}), got {_kind(document)}")
+    request = request_type()
     _merge(request, document, _plan(request.DESCRIPTOR))
     return request
 
@@ -78,17 +79,28 @@ def encode_message(message: Message) -> bytes:
     return orjson.dumps(MessageToDict(message, preserving_proto_field_name=False))
 
 
-def encode_request(request: ExportTraceServiceRequest) -> bytes:
-    """A request as an SDK writes OTLP/JSON (hex ids, enums as integers); for tools and tests."""
+def encode_request(request: Message) -> bytes:
+    """A request of any signal as an SDK writes OTLP/JSON (hex ids, enums as integers); for
+    tools and tests."""
     document = MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                for node in (span, *span.get("links", [])):
-                    for key in ("traceId", "spanId", "parentSpanId"):
-                        if key in node:
-                            node[key] = base64.b64decode(node[key]).hex()
+    _hex_ids(document)
     return orjson.dumps(document)
+
+
+_JSON_IDS = ("traceId", "spanId", "parentSpanId")
+
+
+def _hex_ids(node: Any) -> None:
+    """The ids of spans, links, log records and exemplars, base64 → hex, wherever they are."""
+    if isinstance(node, list):
+        for item in node:
+            _hex_ids(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key in _JSON_IDS and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            elif isinstance(value, (dict, list)):
+                _hex_ids(value)
 
 
 # --- the decoder ----------------------------------------------------------------------

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
 import pytest
 import redis as redis_sync
 from aiohttp import web
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.app import build_pipeline, make_redis
+from collector.app import build_pipelines, make_redis
 from collector.receivers import grpc as grpc_receiver
 from collector.receivers import http as http_receiver
 from collector.settings import CollectorSettings
 from common.settings import load
-from common.stream import SpanStream, StreamEntry, StreamKeys
+from common.signals import TRACES, Signal
+from common.stream import StreamEntry, StreamKeys
 from tests.conftest import REDIS_URL
 from tests.support import OtlpEndpoints, free_port
 
@@ -32,17 +32,14 @@ class Receivers(OtlpEndpoints):
     http_port: int
     grpc_port: int
 
-    def published(self) -> list[ExportTraceServiceRequest]:
-        """Every request on the span stream, oldest first."""
-        out = []
-        for _id, fields in self.redis.xrange(self.keys.stream(0)):
-            request = ExportTraceServiceRequest()
-            request.ParseFromString(StreamEntry.from_fields(fields).body)
-            out.append(request)
-        return out
+    def published(self, signal: Signal = TRACES) -> list[Any]:
+        """Every request on the signal's stream (the span stream by default), oldest first."""
+        keys = replace(self.keys, signal=signal.stream)
+        return [signal.parse(StreamEntry.from_fields(fields, signal.count_field).body)
+                for _id, fields in self.redis.xrange(keys.stream(0))]
 
-    def backlog(self) -> int:
-        return int(self.redis.get(self.keys.backlog(0)) or 0)
+    def backlog(self, signal: Signal = TRACES) -> int:
+        return int(self.redis.get(replace(self.keys, signal=signal.stream).backlog(0)) or 0)
 
 
 StartReceivers = Callable[..., Any]
@@ -62,11 +59,11 @@ def start_receivers(redis_prefix: str, redis_client: redis_sync.Redis) -> StartR
         })
         redis = make_redis(settings)
         keys = StreamKeys(settings.redis_key_prefix, settings.stream_shards)
-        pipeline = build_pipeline(settings, SpanStream(redis, keys))
-        server, health = grpc_receiver.make_server(pipeline, "127.0.0.1", grpc_port, settings.collector_grpc_max_recv_bytes, False)
+        pipelines = build_pipelines(settings, redis)
+        server, health = grpc_receiver.make_server(pipelines, "127.0.0.1", grpc_port, settings.collector_grpc_max_recv_bytes, False)
         await server.start()
         await grpc_receiver.mark_serving(health)
-        runner: web.AppRunner = await http_receiver.start(pipeline, "127.0.0.1", http_port, settings.collector_http_max_body_bytes, False)
+        runner: web.AppRunner = await http_receiver.start(pipelines, "127.0.0.1", http_port, settings.collector_http_max_body_bytes, False)
         try:
             yield Receivers(settings, keys, redis_client, http_port, grpc_port)
         finally:

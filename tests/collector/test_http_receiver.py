@@ -237,5 +237,5 @@ async def test_redis_down_gets_503_with_retry_after(start_receivers: StartReceiv
 
 
 async def test_other_paths_get_404(receivers: Receivers) -> None:
-    status, _, _ = await post(receivers.http_url.replace("/v1/traces", "/v1/metrics"), b"")
+    status, _, _ = await post(receivers.http_url.replace("/v1/traces", "/v1/profiles"), b"")
     assert status == 404

@@ -47,8 +47,8 @@ def test_down_then_up_again(server: PrivatePostgres) -> None:
     assert _migrate(server.dsn) == len(SHIPPED_MIGRATIONS)
     with psycopg.connect(server.dsn) as conn, Migrator(conn) as migrator:
         assert len(migrator.down(steps=None, to=0)) == len(SHIPPED_MIGRATIONS)
-        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
-                            ).fetchone() == (None, None, None)
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h'),"
+                            " to_regclass('logs'), to_regclass('metric_points')").fetchone() == (None,) * 5
         assert len(migrator.up()) == len(SHIPPED_MIGRATIONS)
 
 

@@ -60,6 +60,7 @@ def test_span_tables_are_daily_hypertables_compressed_by_service(tsdb: Database)
         dims = conn.execute("""SELECT hypertable_name, column_name, time_interval FROM timescaledb_information.dimensions
                                ORDER BY 1""").fetchall()
         assert [(d[0], d[1], d[2].days) for d in dims if not d[0].startswith("_")] == [
+            ("logs", "time", 1), ("metric_points", "time", 1),
             ("span_events", "span_start_time", 1), ("span_links", "span_start_time", 1), ("spans", "start_time", 1)]
         segment = conn.execute("""SELECT attname FROM timescaledb_information.compression_settings
                                   WHERE hypertable_name = 'spans' AND segmentby_column_index = 1""").fetchone()
@@ -163,12 +164,45 @@ def test_maintenance_sets_and_changes_the_policies(tsdb: Database) -> None:
 def test_down_removes_hypertables_and_the_aggregate_and_up_rebuilds_them(tsdb: Database) -> None:
     with psycopg.connect(tsdb.admin_dsn) as conn, Migrator(conn) as migrator:
         assert len(migrator.down(steps=None, to=0)) == len(SHIPPED_MIGRATIONS)
-        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h')"
-                            ).fetchone() == (None, None, None)
+        assert conn.execute("SELECT to_regclass('spans'), to_regclass('span_rollups_1m'), to_regclass('span_rollups_1h'),"
+                            " to_regclass('logs'), to_regclass('metric_points')").fetchone() == (None,) * 5
         assert len(migrator.up()) == len(SHIPPED_MIGRATIONS)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.continuous_aggregates").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name IN "
                             "('spans', 'span_events', 'span_links')").fetchone() == (3,)
+
+
+async def test_log_records_and_points_are_idempotent_also_in_compressed_chunks(tsdb: Database) -> None:
+    from storage.signals import LOG_STORAGE, METRIC_STORAGE  # noqa: PLC0415
+    from tests.collector.otlp import make_logs_request, make_metrics_request  # noqa: PLC0415
+
+    old = NOW_NS - 3 * 86_400 * 10**9
+    logs = make_logs_request(records=4)
+    for n, record in enumerate(logs.resource_logs[0].scope_logs[0].log_records):
+        record.time_unix_nano = record.observed_time_unix_nano = old + n
+    points = make_metrics_request(points=2)
+    for metric in points.resource_metrics[0].scope_metrics[0].metrics:
+        for n, point in enumerate(getattr(metric, metric.WhichOneof("data")).data_points):
+            point.time_unix_nano = old + n
+    conn = await psycopg.AsyncConnection.connect(tsdb.app_dsn, autocommit=True, options="-c TimeZone=UTC")
+    try:
+        for storage, request, table, count in ((LOG_STORAGE, logs, "logs", 4), (METRIC_STORAGE, points, "metric_points", 6)):
+            writer = storage.writer(conn, 30)
+            rows = storage.rows_of(list(storage.units(storage.parse_request(request.SerializeToString()))))
+            assert await writer.write(rows) == count
+            with psycopg.connect(tsdb.admin_dsn, autocommit=True) as admin:
+                assert admin.execute(f"SELECT count(compress_chunk(c)) FROM show_chunks('{table}') c").fetchone() == (1,)
+            assert await writer.write(rows) == 0  # a redelivery meets the compressed rows' keys
+            with psycopg.connect(tsdb.admin_dsn) as admin:
+                assert admin.execute(f"SELECT count(*) FROM {table}").fetchone() == (count,)  # noqa: S608 - fixed names
+    finally:
+        await conn.close()
+    with psycopg.connect(tsdb.app_dsn, autocommit=True) as app:
+        maintain(app, RetentionSettings(retention_days=30, compress_after_days=2))
+        jobs = app.execute("""SELECT hypertable_name, proc_name FROM timescaledb_information.jobs
+                              WHERE hypertable_name IN ('logs', 'metric_points') ORDER BY 1, 2""").fetchall()
+    assert jobs == [("logs", "policy_compression"), ("logs", "policy_retention"),
+                    ("metric_points", "policy_compression"), ("metric_points", "policy_retention")]
 
 
 async def test_aggregate_sums_saturate_and_the_one_off_job_materializes_history(tsdb: Database, writer: SpanWriter) -> None:
