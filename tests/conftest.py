@@ -72,8 +72,17 @@ def fresh_database() -> Iterator[Database]:
 
 @pytest.fixture
 def redis_prefix() -> Iterator[str]:
-    prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
+    prefix = new_redis_prefix()
     yield prefix
+    delete_redis_prefix(prefix)
+
+
+def new_redis_prefix() -> str:
+    return f"obs-test:{uuid.uuid4().hex[:12]}:"
+
+
+def delete_redis_prefix(prefix: str) -> None:
+    """Remove every key a test run made under its own prefix."""
     client = redis_sync.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:

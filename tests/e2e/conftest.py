@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from api.keys import entry_for, new_key
-from tests.conftest import REDIS_URL, Database
+from tests.conftest import REDIS_URL, Database, create_database, delete_redis_prefix, drop_database, new_redis_prefix
 from tests.support import OtlpEndpoints, ServiceProcess, free_port, http_get, service_env, wait_for
 
 
@@ -96,6 +97,22 @@ def start_stack(database: Database, prefix: str, tmp_path: Path, **extra: str) -
         stack.stop()
         raise
     return stack
+
+
+@contextmanager
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A stack on its own database and Redis prefix, removed after: for module-scoped stacks."""
+    database = create_database()
+    prefix = new_redis_prefix()
+    try:
+        running = start_stack(database, prefix, tmp_path)
+        try:
+            yield running
+        finally:
+            running.stop()
+    finally:
+        drop_database(database.name)
+        delete_redis_prefix(prefix)
 
 
 @pytest.fixture

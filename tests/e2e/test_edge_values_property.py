@@ -24,8 +24,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from collector.receivers.otlp_json import encode_request
 from common.stream import StreamKeys
-from tests.conftest import REDIS_URL, create_database, drop_database
-from tests.e2e.conftest import Stack, start_stack
+from tests.conftest import REDIS_URL
+from tests.e2e.conftest import Stack, own_stack
 from tests.support import http_post, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -35,17 +35,8 @@ INT64 = 2**63 - 1
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = create_database()
-    prefix = f"obs-test:{os.urandom(6).hex()}:"
-    running = start_stack(database, prefix, tmp_path_factory.mktemp("property"))
-    yield running
-    running.stop()
-    drop_database(database.name)
-    client = redis_sync.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with own_stack(tmp_path_factory.mktemp("property")) as running:
+        yield running
 
 
 texts = st.one_of(

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 import psycopg
@@ -25,8 +24,8 @@ from collector.processors.validation import INDEXED_TEXT_BYTES, MAX_TOKENS, TRUN
 from collector.receivers.otlp_json import DEPTH_MARK, encode_request
 from common.otlp import key_value as kv
 from common.stream import StreamKeys
-from tests.conftest import REDIS_URL, create_database, drop_database
-from tests.e2e.conftest import Stack, start_stack
+from tests.conftest import REDIS_URL
+from tests.e2e.conftest import Stack, own_stack
 from tests.support import http_post, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -35,17 +34,8 @@ SECRET = "never-echo-this"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database = create_database()
-    prefix = f"obs-test:{os.urandom(6).hex()}:"
-    running = start_stack(database, prefix, tmp_path_factory.mktemp("hostile"))
-    yield running
-    running.stop()
-    drop_database(database.name)
-    client = redis_sync.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with own_stack(tmp_path_factory.mktemp("hostile")) as running:
+        yield running
 
 
 def export(service: str = "hostile-test", spans: int = 3) -> tuple[ExportTraceServiceRequest, list[Span]]:

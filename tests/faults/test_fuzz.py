@@ -5,18 +5,15 @@ memory bounded."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import grpc
 import pytest
-import redis
 from google.protobuf.json_format import MessageToDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import REDIS_URL, Database, create_database, drop_database
-from tests.e2e.conftest import Stack, start_stack
+from tests.e2e.conftest import Stack, own_stack
 from tests.faults.otlp import GrpcClient, post, request_with_spans
 from tests.support import rss_bytes
 
@@ -34,18 +31,10 @@ VALID_JSON = json.dumps(MessageToDict(request_with_spans(2))).encode()
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    database: Database = create_database()
-    prefix = f"obs-test:{uuid.uuid4().hex[:12]}:"
-    stack = start_stack(database, prefix, tmp_path_factory.mktemp("fuzz"))
-    post(stack.http_url, VALID)  # warm up before taking the memory baseline
-    FUZZ_RSS_START.append(rss_bytes(stack.collector.proc.pid))
-    yield stack
-    stack.stop()
-    drop_database(database.name)
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    with own_stack(tmp_path_factory.mktemp("fuzz")) as stack:
+        post(stack.http_url, VALID)  # warm up before taking the memory baseline
+        FUZZ_RSS_START.append(rss_bytes(stack.collector.proc.pid))
+        yield stack
 
 
 def mutate(data: st.DataObject, seed: bytes) -> bytes:
